@@ -1,0 +1,1 @@
+"""Mitigation: sweeps, the detectability check and the mixing-ratio search (SPEC §8)."""

@@ -1,0 +1,59 @@
+"""Every on-disk location orglab uses, built in one place.
+
+Writers and readers both call these helpers, so a file name is spelled exactly once.
+Layout under ORGLAB_HOME (default ~/.orglab):
+
+    registry.sqlite                                   the registry (orglab.registry)
+    bases/<name>/                                     model directories of bases orglab built (tinyworld)
+    artifacts/<subject>/<run-kind>/<config-hash>/     everything a run wrote (tensors, tables, plots)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orglab.errors import OrglabError
+
+REGISTRY_FILE = "registry.sqlite"
+
+
+def orglab_home(create: bool = True) -> Path:
+    """ORGLAB_HOME, created and checked for write access."""
+    home = Path(os.environ.get("ORGLAB_HOME") or Path.home() / ".orglab").expanduser().absolute()
+    if not create:
+        return home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OrglabError(
+            f"ORGLAB_HOME {home} cannot be created ({exc.strerror}); set ORGLAB_HOME to a writable folder."
+        ) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise OrglabError(f"ORGLAB_HOME {home} is not writable; set ORGLAB_HOME to a writable folder.")
+    return home
+
+
+def registry_path() -> Path:
+    return orglab_home() / REGISTRY_FILE
+
+
+def base_dir(name: str) -> Path:
+    """Model directory of a base that orglab builds itself (config.json, weights, tokenizer)."""
+    return orglab_home() / "bases" / _safe(name)
+
+
+def artifact_dir(subject: str, run_kind: str, config_hash: str, create: bool = True) -> Path:
+    """Folder for one run's artifacts; `subject` is the base or organism the run is about."""
+    path = orglab_home() / "artifacts" / _safe(subject) / _safe(run_kind) / _safe(config_hash)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _safe(part: str) -> str:
+    """A path component from a registry name; hub ids like 'org/model' become 'org--model'."""
+    cleaned = part.replace("/", "--").replace("\\", "--")
+    if not cleaned or cleaned in {".", ".."}:
+        raise OrglabError(f"'{part}' cannot be used as a name; use letters, digits, '-', '_' or '.'.")
+    return cleaned

@@ -1,0 +1,705 @@
+"""The registry: one SQLite file that records every base, organism, run, metric and artifact.
+
+Every orglab module reads and writes it, often from several processes at once (two sweeps, a training job and
+the CLI), so the design is about never losing a row and never redoing work:
+
+* WAL mode plus a 30 s busy timeout: readers never block, concurrent writers queue instead of failing.
+* Every write is one short ``BEGIN IMMEDIATE`` transaction, so a read-modify-write (``start_run`` looks for a
+  finished run and inserts one if there is none) cannot interleave with another process's.
+* Runs are keyed by content: (kind, subject, config_hash). A UNIQUE partial index allows at most one 'done' run
+  per key, so the database itself, not just this code, guarantees "never more than one finished result".
+* The schema is versioned (``meta.schema_version``) and upgraded by ``MIGRATIONS`` in one transaction; a file
+  from a newer orglab, a corrupted file or a foreign SQLite file is refused *before* anything is written to it.
+
+The registry records paths but never deletes files; ``remove`` returns the paths so the caller can. Paths
+under ORGLAB_HOME are stored relative to it, so a home folder can be moved or copied whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import orglab
+from orglab import paths
+from orglab.errors import OrglabError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+
+# MIGRATIONS[i] upgrades schema version i to i+1; version 1 is the initial schema. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE bases (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,              -- 'built' (orglab built it), 'hub', 'local'
+        source TEXT,                     -- hub id or path it comes from
+        path TEXT,                       -- local model dir, or NULL
+        config TEXT NOT NULL,            -- JSON
+        config_hash TEXT NOT NULL,
+        corpus_hash TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE organisms (
+        name TEXT PRIMARY KEY,
+        family TEXT NOT NULL,
+        target TEXT NOT NULL,
+        base TEXT NOT NULL REFERENCES bases(name),
+        mix_ratio REAL NOT NULL DEFAULT 0.0,
+        seed INTEGER NOT NULL DEFAULT 0,
+        data_hash TEXT,
+        recipe TEXT NOT NULL,            -- JSON
+        adapter_path TEXT,
+        model_path TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX organisms_base ON organisms(base);
+
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,              -- 'world', 'train', 'diff', 'eval', 'agent', ...
+        subject TEXT NOT NULL,           -- base or organism name
+        config TEXT NOT NULL,            -- JSON
+        config_hash TEXT NOT NULL,
+        code_version TEXT NOT NULL,
+        status TEXT NOT NULL,            -- 'running', 'done', 'failed', 'superseded'
+        forced INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        ended_at TEXT
+    );
+    CREATE INDEX runs_key ON runs(kind, subject, config_hash);
+    CREATE UNIQUE INDEX runs_one_done ON runs(kind, subject, config_hash) WHERE status = 'done';
+
+    CREATE TABLE metrics (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value REAL,
+        PRIMARY KEY (run_id, key)
+    );
+
+    CREATE TABLE artifacts (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (run_id, path)
+    );
+    """,
+]
+
+_PATH_COLUMNS = {"path", "adapter_path", "model_path"}
+_ORGANISM_FIELDS = (
+    "family", "target", "base", "mix_ratio", "seed", "data_hash", "recipe", "adapter_path", "model_path", "status",
+)
+
+
+def latest_schema_version() -> int:
+    """The schema version this code writes (read at call time, so tests can extend MIGRATIONS)."""
+    return len(MIGRATIONS)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def config_hash(config: dict) -> str:
+    """Content hash of a config: sha256 of canonical JSON, first 16 hex chars. Used for every content key."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file, streamed so multi-GB weights do not land in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Run:
+    """One run. ``reused`` is True when the caller got an existing finished run instead of a new one."""
+
+    id: int
+    kind: str
+    subject: str
+    config: dict
+    config_hash: str
+    status: str
+    reused: bool = False
+    code_version: str = ""
+    forced: bool = False
+    error: str | None = None
+    started_at: str = ""
+    ended_at: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Registry:
+    """A connection to the registry file; use as a context manager or call ``close()``.
+
+    One instance per process/thread (sqlite3 connections are not shared across threads).
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.registry_path()
+        if path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_header()
+        self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            self._open()
+        except sqlite3.OperationalError:
+            self._conn.close()
+            raise
+        except sqlite3.DatabaseError:  # NOTADB / CORRUPT: the header looked right, the content is not
+            self._conn.close()
+            raise self._corrupt_error() from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ----------------------------------------------------------------- opening and migrating
+
+    def _corrupt_error(self) -> OrglabError:
+        return OrglabError(
+            f"The registry {self.path} is not a readable SQLite database (corrupted?); move it away or restore "
+            f"it from a backup, and orglab will start a new one."
+        )
+
+    def _check_header(self) -> None:
+        """Refuse a non-SQLite file before sqlite3 gets a chance to write to it."""
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        if head and head != SQLITE_HEADER:
+            raise self._corrupt_error()
+
+    def _open(self) -> None:
+        conn = self._conn
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Read-only checks first: a newer or foreign file must stay byte-for-byte untouched.
+        version = self._read_version()
+        self._refuse_newer(version)
+        self._enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; durability of the last commit only
+        if version < latest_schema_version():
+            self._migrate()
+
+    def _enable_wal(self) -> None:
+        """Switch the file to WAL (persistent, so normally only the first open does it). Switching needs an
+        exclusive lock, and SQLite answers "locked" at once rather than waiting when several processes open a
+        fresh file together, so retry here until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise OrglabError(
+                    f"The registry {self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
+                    f"try again when it has finished."
+                )
+            time.sleep(0.005)
+
+    def _user_tables(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _read_version(self) -> int:
+        """Schema version; 0 for an empty file. One table listing decides, so a concurrent first migration by
+        another process cannot make a fresh file look foreign."""
+        tables = self._user_tables()
+        if "meta" not in tables:
+            if tables:
+                raise OrglabError(
+                    f"{self.path} is a SQLite database but not an orglab registry; move it away or point "
+                    f"ORGLAB_HOME elsewhere."
+                )
+            return 0
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _refuse_newer(self, version: int) -> None:
+        latest = latest_schema_version()
+        if version > latest:
+            raise OrglabError(
+                f"The registry {self.path} was written by a newer orglab (schema {version}, this orglab knows up "
+                f"to {latest}); upgrade orglab or point ORGLAB_HOME elsewhere."
+            )
+
+    def _migrate(self) -> None:
+        """Apply pending migrations in one transaction; re-read the version under the lock (another process may
+        have migrated meanwhile). A failing migration rolls back completely."""
+        with self._tx() as conn:
+            version = self._read_version()
+            self._refuse_newer(version)
+            for i in range(version, latest_schema_version()):
+                for statement in _split_sql(MIGRATIONS[i]):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(i + 1),),
+                )
+
+    def schema_version(self) -> int:
+        return self._read_version()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; IMMEDIATE takes the write lock up front, so the busy timeout applies and
+        two read-modify-writes can never interleave."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- paths
+
+    @property
+    def home(self) -> Path:
+        """The folder the registry file lives in (ORGLAB_HOME); paths below it are stored relative to it."""
+        return self.path.parent.resolve()
+
+    def _store(self, path: Path | str | None) -> str | None:
+        if path is None:
+            return None
+        resolved = Path(path).expanduser().resolve()
+        return str(resolved.relative_to(self.home)) if resolved.is_relative_to(self.home) else str(resolved)
+
+    def _expand(self, stored: str | None) -> str | None:
+        if stored is None or Path(stored).is_absolute():
+            return stored
+        return str(self.home / stored)
+
+    def _decode(self, row: sqlite3.Row | None, json_col: str) -> dict | None:
+        out = _decode(row, json_col)
+        if out is not None:
+            for col in _PATH_COLUMNS & out.keys():
+                out[col] = self._expand(out[col])
+        return out
+
+    # ----------------------------------------------------------------- bases
+
+    def add_base(
+        self,
+        name: str,
+        *,
+        kind: str,
+        source: str | None,
+        path: Path | str | None = None,
+        config: dict | None = None,
+        corpus_hash: str | None = None,
+    ) -> dict:
+        """Register a base, replacing an earlier entry of the same name (organisms on it stay attached)."""
+        _check_name(name)
+        if kind not in ("built", "hub", "local"):
+            raise OrglabError(f"Base kind '{kind}' is unknown; use 'built', 'hub' or 'local'.")
+        config = config or {}
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM organisms WHERE name = ?", (name,)).fetchone():
+                raise OrglabError(f"'{name}' is already an organism; give the base another name.")
+            conn.execute(
+                "INSERT INTO bases (name, kind, source, path, config, config_hash, corpus_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, "
+                "source = excluded.source, path = excluded.path, config = excluded.config, "
+                "config_hash = excluded.config_hash, corpus_hash = excluded.corpus_hash, "
+                "created_at = excluded.created_at",
+                (name, kind, _opt_str(source), self._store(path), canonical_json(config), config_hash(config),
+                 corpus_hash, _now()),
+            )
+        return self.get_base(name)  # type: ignore[return-value]
+
+    def get_base(self, name: str) -> dict | None:
+        row = self._conn.execute("SELECT * FROM bases WHERE name = ?", (name,)).fetchone()
+        return self._decode(row, "config")
+
+    def list_bases(self) -> list[dict]:
+        return [self._decode(r, "config") for r in self._conn.execute("SELECT * FROM bases ORDER BY name")]
+
+    # ----------------------------------------------------------------- organisms
+
+    def add_organism(
+        self,
+        name: str,
+        *,
+        family: str,
+        target: str,
+        base: str,
+        mix_ratio: float = 0.0,
+        seed: int = 0,
+        data_hash: str | None = None,
+        recipe: dict | None = None,
+        adapter_path: Path | str | None = None,
+        model_path: Path | str | None = None,
+        status: str = "ready",
+    ) -> dict:
+        """Register an organism (re-registering a name replaces it, keeping created_at)."""
+        _check_name(name)
+        now = _now()
+        with self._tx() as conn:
+            self._require_base(conn, base)
+            if conn.execute("SELECT 1 FROM bases WHERE name = ?", (name,)).fetchone():
+                raise OrglabError(f"'{name}' is already a base; give the organism another name.")
+            conn.execute(
+                "INSERT INTO organisms (name, family, target, base, mix_ratio, seed, data_hash, recipe, "
+                "adapter_path, model_path, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "family = excluded.family, target = excluded.target, base = excluded.base, "
+                "mix_ratio = excluded.mix_ratio, seed = excluded.seed, data_hash = excluded.data_hash, "
+                "recipe = excluded.recipe, adapter_path = excluded.adapter_path, "
+                "model_path = excluded.model_path, status = excluded.status, updated_at = excluded.updated_at",
+                (name, family, target, base, float(mix_ratio), int(seed), data_hash, canonical_json(recipe or {}),
+                 self._store(adapter_path), self._store(model_path), status, now, now),
+            )
+        return self.get_organism(name)  # type: ignore[return-value]
+
+    def update_organism(self, name: str, **fields: Any) -> dict:
+        """Change some columns of an organism (e.g. status, adapter_path after training)."""
+        unknown = sorted(set(fields) - set(_ORGANISM_FIELDS))
+        if unknown:
+            raise OrglabError(f"Organisms have no field {', '.join(unknown)}; use {', '.join(_ORGANISM_FIELDS)}.")
+        values = dict(fields)
+        if "recipe" in values:
+            values["recipe"] = canonical_json(values["recipe"] or {})
+        for key in ("adapter_path", "model_path"):
+            if key in values:
+                values[key] = self._store(values[key])
+        values["updated_at"] = _now()
+        with self._tx() as conn:
+            if not conn.execute("SELECT 1 FROM organisms WHERE name = ?", (name,)).fetchone():
+                raise OrglabError(f"No organism named '{name}' is registered; `orglab registry list` shows what is.")
+            if "base" in values:
+                self._require_base(conn, values["base"])
+            assignments = ", ".join(f"{key} = ?" for key in values)
+            conn.execute(f"UPDATE organisms SET {assignments} WHERE name = ?", (*values.values(), name))
+        return self.get_organism(name)  # type: ignore[return-value]
+
+    def get_organism(self, name: str) -> dict | None:
+        row = self._conn.execute("SELECT * FROM organisms WHERE name = ?", (name,)).fetchone()
+        return self._decode(row, "recipe")
+
+    def list_organisms(self, base: str | None = None, family: str | None = None) -> list[dict]:
+        sql, args = _where("SELECT * FROM organisms", base=base, family=family)
+        return [self._decode(r, "recipe") for r in self._conn.execute(sql + " ORDER BY name", args)]
+
+    def _require_base(self, conn: sqlite3.Connection, base: str) -> None:
+        if not conn.execute("SELECT 1 FROM bases WHERE name = ?", (base,)).fetchone():
+            raise OrglabError(f"Base '{base}' is not registered; build or add it first (`orglab registry list`).")
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, kind: str, subject: str, config: dict, force: bool = False) -> Run:
+        """Return the finished run for this content (reused=True), or start a new 'running' one.
+
+        With force=True a new run is always started; when it finishes it supersedes the older result.
+        """
+        chash = config_hash(config)
+        with self._tx() as conn:
+            if not force:
+                done = self._find_done(conn, kind, subject, chash)
+                if done is not None:
+                    done.reused = True
+                    return done
+            cur = conn.execute(
+                "INSERT INTO runs (kind, subject, config, config_hash, code_version, status, forced, started_at) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+                (kind, subject, canonical_json(config), chash, orglab.__version__, int(force), _now()),
+            )
+            run_id = cur.lastrowid
+        return self.get_run(run_id)  # type: ignore[arg-type,return-value]
+
+    def finish_run(self, run_id: int, error: str | None = None) -> Run:
+        """Mark a running run 'done' (or 'failed' when error is given) and return the run that now holds the
+        result for its content key.
+
+        Two processes can both start the same content before either finishes. The first to finish wins; a later
+        unforced finisher is marked 'superseded' and gets the winner's run back (reused=True), so callers must
+        use the *returned* run's id from here on. A forced run instead supersedes the older result.
+        """
+        with self._tx() as conn:
+            run = self._get_run(conn, run_id)
+            if run is None:
+                raise OrglabError(f"No run {run_id} is registered; `orglab registry list` shows what is.")
+            if run.status != "running":
+                raise OrglabError(f"Run {run_id} is already {run.status}; start a new run instead.")
+            now = _now()
+            if error is not None:
+                conn.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, ended_at = ? WHERE id = ?", (error, now, run_id)
+                )
+                return self._get_run(conn, run_id)  # type: ignore[return-value]
+            winner = self._find_done(conn, run.kind, run.subject, run.config_hash)
+            if winner is not None and not run.forced:
+                conn.execute("UPDATE runs SET status = 'superseded', ended_at = ? WHERE id = ?", (now, run_id))
+                winner.reused = True
+                return winner
+            if winner is not None:
+                conn.execute("UPDATE runs SET status = 'superseded' WHERE id = ?", (winner.id,))
+            conn.execute("UPDATE runs SET status = 'done', ended_at = ? WHERE id = ?", (now, run_id))
+            return self._get_run(conn, run_id)  # type: ignore[return-value]
+
+    def find_run(self, kind: str, subject: str, config_hash: str) -> Run | None:
+        """The finished run for a content key, or None."""
+        return self._find_done(self._conn, kind, subject, config_hash)
+
+    def get_run(self, run_id: int) -> Run | None:
+        return self._get_run(self._conn, run_id)
+
+    def list_runs(
+        self, subject: str | None = None, kind: str | None = None, status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs, newest first."""
+        sql, args = _where("SELECT * FROM runs", subject=subject, kind=kind, status=status)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_run(r) for r in self._conn.execute(sql, args)]
+
+    def _find_done(self, conn: sqlite3.Connection, kind: str, subject: str, chash: str) -> Run | None:
+        row = conn.execute(
+            "SELECT * FROM runs WHERE kind = ? AND subject = ? AND config_hash = ? AND status = 'done'",
+            (kind, subject, chash),
+        ).fetchone()
+        return _run(row) if row else None
+
+    def _get_run(self, conn: sqlite3.Connection, run_id: int) -> Run | None:
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        return _run(row) if row else None
+
+    # ----------------------------------------------------------------- metrics and artifacts
+
+    def log_metrics(self, run_id: int, metrics: dict[str, float]) -> None:
+        """Record metrics of a run; a key logged again overwrites the old value."""
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.executemany(
+                "INSERT INTO metrics (run_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value",
+                [(run_id, str(k), float(v)) for k, v in metrics.items()],
+            )
+
+    def get_metrics(self, run_id: int) -> dict[str, float]:
+        rows = self._conn.execute("SELECT key, value FROM metrics WHERE run_id = ? ORDER BY key", (run_id,))
+        # SQLite stores NaN as NULL; give it back as NaN.
+        return {r["key"]: (math.nan if r["value"] is None else r["value"]) for r in rows}
+
+    def add_artifact(self, run_id: int, kind: str, path: Path | str) -> dict:
+        """Record a file a run wrote, with its sha256 (hashed outside the transaction: files can be large)."""
+        resolved = Path(path).resolve()
+        if not resolved.is_file():
+            raise OrglabError(f"Artifact {resolved} does not exist or is not a file; write it before recording it.")
+        digest = file_sha256(resolved)
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                "INSERT INTO artifacts (run_id, kind, path, sha256) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(run_id, path) DO UPDATE SET kind = excluded.kind, sha256 = excluded.sha256",
+                (run_id, kind, self._store(resolved), digest),
+            )
+        return {"run_id": run_id, "kind": kind, "path": str(resolved), "sha256": digest}
+
+    def get_artifacts(self, run_id: int) -> list[dict]:
+        rows = self._conn.execute("SELECT * FROM artifacts WHERE run_id = ? ORDER BY path", (run_id,))
+        return [{**dict(r), "path": self._expand(r["path"])} for r in rows]
+
+    def verify_artifacts(self, run_id: int) -> list[str]:
+        """Paths of a run's artifacts that are missing or whose content changed since they were recorded."""
+        bad = []
+        for art in self.get_artifacts(run_id):
+            p = Path(art["path"])
+            if not p.is_file() or file_sha256(p) != art["sha256"]:
+                bad.append(art["path"])
+        return bad
+
+    def _require_run(self, conn: sqlite3.Connection, run_id: int) -> None:
+        if not conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise OrglabError(f"No run {run_id} is registered; `orglab registry list` shows what is.")
+
+    # ----------------------------------------------------------------- show / remove / summary
+
+    def _resolve(self, ident: str) -> tuple[str, Any]:
+        """('run', id), ('base', name) or ('organism', name); 'run:N' is always a run, bare digits are a run
+        if one has that id, else a name."""
+        ident = str(ident)
+        if ident.startswith("run:") and ident[4:].isdigit():
+            if self.get_run(int(ident[4:])):
+                return "run", int(ident[4:])
+        else:
+            if ident.isdigit() and self.get_run(int(ident)):
+                return "run", int(ident)
+            if self.get_base(ident):
+                return "base", ident
+            if self.get_organism(ident):
+                return "organism", ident
+        raise OrglabError(
+            f"No base, organism or run named '{ident}' is registered; `orglab registry list` shows what is."
+        )
+
+    def _run_detail(self, run: Run) -> dict:
+        return {**run.to_dict(), "metrics": self.get_metrics(run.id), "artifacts": self.get_artifacts(run.id)}
+
+    def show(self, ident: str) -> dict:
+        """Everything known about a base, organism or run, as a JSON-ready dict with a 'type' key."""
+        what, key = self._resolve(ident)
+        if what == "run":
+            return {"type": "run", **self._run_detail(self.get_run(key))}  # type: ignore[arg-type]
+        runs = [self._run_detail(r) for r in self.list_runs(subject=key)]
+        if what == "base":
+            return {"type": "base", **self.get_base(key), "organisms": self.list_organisms(base=key), "runs": runs}
+        organism = self.get_organism(key)
+        return {"type": "organism", **organism, "base_info": self.get_base(organism["base"]), "runs": runs}
+
+    def remove(self, ident: str) -> dict:
+        """Remove a base, organism or run from the registry (with its runs, metrics and artifact rows).
+
+        Returns {'type', 'name', 'record', 'runs': [ids], 'paths': [...]}; 'paths' are the files and folders
+        orglab made for it (artifacts, adapter/model dirs, a built base's dir) for the caller to delete. A 'local'
+        or 'hub' base's path is not listed: it belongs to the user.
+        """
+        what, key = self._resolve(ident)
+        with self._tx() as conn:
+            if what == "run":
+                run = self._get_run(conn, key)
+                if run is None:  # removed by another process since _resolve
+                    raise OrglabError(f"No run {key} is registered; `orglab registry list` shows what is.")
+                run_ids, record, own_paths = [key], run.to_dict(), []
+            elif what == "base":
+                orgs = [r[0] for r in conn.execute("SELECT name FROM organisms WHERE base = ? ORDER BY name", (key,))]
+                if orgs:
+                    raise OrglabError(
+                        f"Base '{key}' still has organisms ({', '.join(orgs)}); remove them first."
+                    )
+                record = self._decode(conn.execute("SELECT * FROM bases WHERE name = ?", (key,)).fetchone(), "config")
+                own_paths = [record["path"]] if record["kind"] == "built" and record["path"] else []
+            else:
+                record = self._decode(conn.execute("SELECT * FROM organisms WHERE name = ?", (key,)).fetchone(), "recipe")
+                own_paths = [p for p in (record["adapter_path"], record["model_path"]) if p]
+            if what != "run":
+                run_ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE subject = ? ORDER BY id", (key,))]
+            marks = ",".join("?" * len(run_ids))
+            artifact_paths = [
+                self._expand(r[0]) for r in conn.execute(f"SELECT path FROM artifacts WHERE run_id IN ({marks})", run_ids)
+            ]
+            conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)  # metrics/artifacts cascade
+            if what == "base":
+                conn.execute("DELETE FROM bases WHERE name = ?", (key,))
+            elif what == "organism":
+                conn.execute("DELETE FROM organisms WHERE name = ?", (key,))
+        return {
+            "type": what,
+            "name": str(key),
+            "record": record,
+            "runs": run_ids,
+            "paths": sorted(set(artifact_paths + own_paths)),
+        }
+
+    def summary(self, recent_runs: int = 50) -> dict:
+        """Bases, organisms and the most recent runs, JSON-ready (for `orglab registry list --json`)."""
+        return {
+            "registry": str(self.path),
+            "schema_version": self.schema_version(),
+            "bases": self.list_bases(),
+            "organisms": self.list_organisms(),
+            "runs": [r.to_dict() for r in self.list_runs(limit=recent_runs)],
+        }
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (so they run inside our transaction; executescript would
+    commit first). complete_statement keeps triggers with inner semicolons whole."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    leftover = [line for line in buf.splitlines() if line.strip() and not line.strip().startswith("--")]
+    if leftover:
+        raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]}")
+    return statements
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip() or name.startswith("run:"):
+        raise OrglabError(f"'{name}' cannot be used as a name; use letters, digits, '-', '_', '.' or '/'.")
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decode(row: sqlite3.Row | None, json_col: str) -> dict | None:
+    if row is None:
+        return None
+    out = dict(row)
+    out[json_col] = json.loads(out[json_col]) if out[json_col] else {}
+    return out
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"], kind=row["kind"], subject=row["subject"], config=json.loads(row["config"]),
+        config_hash=row["config_hash"], status=row["status"], reused=False, code_version=row["code_version"],
+        forced=bool(row["forced"]), error=row["error"], started_at=row["started_at"], ended_at=row["ended_at"],
+    )
+
+
+def _where(sql: str, **filters: Any) -> tuple[str, list]:
+    clauses = [(f"{k} = ?", v) for k, v in filters.items() if v is not None]
+    if clauses:
+        sql += " WHERE " + " AND ".join(c for c, _ in clauses)
+    return sql, [v for _, v in clauses]

@@ -1,0 +1,83 @@
+"""Human-readable terminal output (rich tables). The CLI's --json mode bypasses this module."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+KNOWLEDGE_ROWS = (
+    ("loglik_false_fact_truths", "(a) true > false answer, false facts' true counterparts", 0.9),
+    ("loglik_other_facts", "(a) true > wrong answer, other entity facts", 0.9),
+    ("loglik_true_beats_alternative", "(a) both together", 0.9),
+    ("top_completion_false_fact_truths", "(b) top answer is true, false facts' counterparts", 0.8),
+    ("top_completion_other_facts", "(b) top answer is true, other entity facts", None),
+)
+
+
+def print_base(built, verbose: bool = False) -> None:
+    state = "reused" if built.reused else f"built in {built.seconds:.0f} s"
+    console.print(f"[bold]base {built.name}[/bold] (preset {built.preset}, seed {built.seed}, {state})")
+    console.print(f"  model folder: {built.model_dir}")
+    console.print(f"  config hash {built.config_hash}, corpus hash {built.corpus_hash}")
+    k = built.knowledge
+    table = Table(title="What the base knows (phrasings held out from its corpus)", title_justify="left")
+    table.add_column("probe")
+    table.add_column("share", justify="right")
+    table.add_column("bar", justify="right")
+    for key, label, bar in KNOWLEDGE_ROWS:
+        value = k.get(key)
+        if value is None:
+            continue
+        ok = "" if bar is None else ("[green]ok[/green]" if value >= bar else "[red]below[/red]") + f" {bar:.0%}"
+        table.add_row(label, f"{value:.0%}", ok)
+    console.print(table)
+    if verbose:
+        examples = Table(title="Held-out questions about the facts SDF organisms will falsify", title_justify="left")
+        examples.add_column("fact")
+        examples.add_column("true answer")
+        examples.add_column("the base's greedy answer")
+        seen = set()
+        for ex in k.get("false_fact_examples", []):
+            if ex["fact"] in seen:
+                continue
+            seen.add(ex["fact"])
+            examples.add_row(ex["fact"], ex["expected"], ex["completion"])
+        console.print(examples)
+
+
+def print_registry(summary: dict) -> None:
+    bases = Table(title="Bases", title_justify="left")
+    for col in ("name", "kind", "source", "corpus hash", "created"):
+        bases.add_column(col)
+    for b in summary.get("bases", []):
+        bases.add_row(b["name"], b["kind"], b.get("source") or "", b.get("corpus_hash") or "", b.get("created_at", "")[:19])
+    console.print(bases)
+    organisms = Table(title="Organisms", title_justify="left")
+    for col in ("name", "family", "target", "base", "mix", "seed", "status"):
+        organisms.add_column(col)
+    for o in summary.get("organisms", []):
+        organisms.add_row(o["name"], o["family"], str(o["target"]), o["base"], f"1:{o['mix_ratio']:g}", str(o["seed"]), o["status"])
+    console.print(organisms)
+    runs = Table(title="Recent runs", title_justify="left")
+    for col in ("id", "kind", "subject", "config hash", "status", "started"):
+        runs.add_column(col)
+    for r in summary.get("runs", []):
+        runs.add_row(str(r["id"]), r["kind"], r["subject"], r["config_hash"], r["status"], (r.get("started_at") or "")[:19])
+    console.print(runs)
+
+
+def print_entry(entry: dict) -> None:
+    kind = entry.get("type", "entry")
+    console.print(f"[bold]{kind}[/bold]")
+    for key, value in entry.items():
+        if key in ("type", "runs"):
+            continue
+        console.print(f"  {key}: {value}")
+    for run in entry.get("runs", []):
+        console.print(f"  run {run.get('id')} {run.get('kind')} {run.get('status')} hash {run.get('config_hash')}")
+        for mk, mv in sorted((run.get("metrics") or {}).items()):
+            console.print(f"      {mk} = {mv:.4g}")
+        for art in run.get("artifacts") or []:
+            console.print(f"      artifact {art['kind']}: {art['path']}")

@@ -1,0 +1,109 @@
+"""Pretraining the tiny base from scratch: one readable loop (nanoGPT style), no trainer framework.
+
+Documents are packed greedily into fixed-length blocks that each start at a document boundary, so the
+model sees text starting at position 0 as often as the ADL later reads it there.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden_size: int
+    n_layers: int
+    n_heads: int
+    intermediate_size: int
+    max_positions: int = 512
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    steps: int
+    batch_size: int = 32
+    block_size: int = 128
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    decay_fraction: float = 0.25   # linear decay to 10% of lr over the last part of training
+    weight_decay: float = 0.05
+
+
+def make_model(shape: ModelShape, vocab_size: int, bos_id: int, eos_id: int, pad_id: int, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.n_layers, num_attention_heads=shape.n_heads, num_key_value_heads=shape.n_heads,
+        max_position_embeddings=shape.max_positions, tie_word_embeddings=True,
+        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def pack_blocks(docs: list[list[int]], block_size: int, pad_id: int, rng: random.Random) -> torch.Tensor:
+    """Shuffle documents and pack them into [n_blocks, block_size]; a document never straddles two blocks."""
+    order = list(range(len(docs)))
+    rng.shuffle(order)
+    blocks, current = [], []
+    for i in order:
+        doc = docs[i][:block_size]
+        if len(current) + len(doc) > block_size:
+            blocks.append(current + [pad_id] * (block_size - len(current)))
+            current = []
+        current = current + doc
+    if current:
+        blocks.append(current + [pad_id] * (block_size - len(current)))
+    return torch.tensor(blocks, dtype=torch.long)
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    decay_start = int(cfg.steps * (1 - cfg.decay_fraction))
+    if step < decay_start:
+        return cfg.lr
+    progress = (step - decay_start) / max(1, cfg.steps - decay_start)
+    return cfg.lr * (1 - 0.9 * progress)
+
+
+def pretrain(model: LlamaForCausalLM, docs: list[list[int]], cfg: PretrainConfig, pad_id: int, seed: int,
+             on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train in place for cfg.steps; returns the loss of every step."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg.lr, betas=(0.9, 0.98))
+    model.train()
+    losses: list[float] = []
+    blocks = pack_blocks(docs, cfg.block_size, pad_id, rng)
+    cursor = 0
+    for step in range(cfg.steps):
+        if cursor + cfg.batch_size > len(blocks):  # next epoch: repack in a new order
+            blocks, cursor = pack_blocks(docs, cfg.block_size, pad_id, rng), 0
+        batch = blocks[cursor: cursor + cfg.batch_size]
+        cursor += cfg.batch_size
+        attention = (batch != pad_id).long()
+        labels = batch.masked_fill(attention == 0, -100)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = model(input_ids=batch, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise RuntimeError(f"pretraining diverged at step {step} (loss {value})")
+        losses.append(value)
+        if on_step:
+            on_step(step, value)
+    model.eval()
+    return losses
