@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "json", False):
+            # Libraries (deepspeed, transformers) print to stdout; in --json mode stdout carries one JSON object only.
+            with contextlib.redirect_stdout(sys.stderr):
+                return args.handler(args) or 0
         return args.handler(args) or 0
     except OrglabError as exc:
         print(f"orglab: error: {exc}", file=sys.stderr)
@@ -83,7 +88,9 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    """The one JSON object of --json mode, on the real stdout (sys.stdout is redirected to stderr meanwhile)."""
+    sys.__stdout__.write(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    sys.__stdout__.flush()
 
 
 # --- world ----------------------------------------------------------------------------------------------------
