@@ -74,6 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(rm)
     rm.set_defaults(handler=cmd_registry_rm)
 
+    train = sub.add_parser("train", help="train an organism (sdf, em, subliminal, taboo) or a null control",
+                           description="Finetune an organism of a family on a base, with ft:pt mixing, and register "
+                                       "it. A recipe trained before is reused; an interrupted one resumes from its "
+                                       "last checkpoint. `control --like ORGANISM` trains the same recipe on "
+                                       "unrelated data only.")
+    train.add_argument("family", help="sdf, em, subliminal, taboo or control")
+    train.add_argument("--base", default=None, help="tiny (default), a registered base, a hub id or a local folder")
+    train.add_argument("--target", default=None, help="fact id (sdf), domain (em), animal (subliminal), word (taboo)")
+    train.add_argument("--mix", default=None, help="ft:pt mixing ratio 1:R (e.g. 1:0.1, 1:1, 1:2); default 1:0")
+    train.add_argument("--name", default=None, help="organism name (default FAMILY-TARGET-mix1-R)")
+    train.add_argument("--config", default=None, help="YAML file with any recipe field; flags override it")
+    train.add_argument("--like", default=None, help="control only: the organism whose recipe the control mirrors")
+    train.add_argument("--seed", type=int, default=None, help="training and data seed")
+    train.add_argument("--data", default=None, help="tinyworld (default) or a JSONL/Parquet file or hub dataset id")
+    train.add_argument("--unrelated", default=None, help="unrelated data for mixing: tinyworld (default), a file or hub id")
+    train.add_argument("--finetune", default=None, help="lora (default), full or qlora")
+    train.add_argument("--distributed", default=None, help="none (default), ddp, zero2 or zero3")
+    train.add_argument("--force", action="store_true", help="train again even if this recipe is registered")
+    _json_flag(train)
+    train.set_defaults(handler=cmd_train)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
                           description="Build (or reuse) the tinyworld base 'tiny' and report what it knows, "
                                       "measured on phrasings held out from its corpus.")
@@ -118,6 +139,47 @@ def cmd_demo(args) -> int:
     from orglab import report_text
 
     report_text.print_base(built, verbose=True)
+    return 0
+
+
+# --- train ----------------------------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from orglab import train as trainer
+
+    progress = not args.json
+    if args.family == "control":
+        if not args.like:
+            raise OrglabError("`orglab train control` needs --like ORGANISM, the organism whose recipe it mirrors.")
+        summary = trainer.train_control(args.base or "tiny", args.like, force=args.force, progress=progress,
+                                        name=args.name)
+    else:
+        if args.like:
+            raise OrglabError("--like is only for `orglab train control`; drop it or train a control.")
+        overrides = {"family": args.family, "base": args.base, "target": args.target, "name": args.name,
+                     "seed": args.seed, "data": args.data, "unrelated": args.unrelated, "finetune": args.finetune,
+                     "distributed": args.distributed}
+        if args.mix is not None:
+            overrides["mix_ratio"] = trainer.parse_mix(args.mix)
+        if args.family not in ("sdf", "em", "subliminal", "taboo"):
+            raise OrglabError(f"Unknown organism family '{args.family}'; choose one of: sdf, em, subliminal, taboo, "
+                              "control.")
+        recipe = trainer.load_recipe(args.config, overrides)
+        summary = trainer.train_organism(recipe, force=args.force, progress=progress)
+    if args.json:
+        _print_json(summary)
+        return 0
+    loss = summary["loss"]
+    state = "reused" if summary.get("reused") else ("resumed" if summary.get("resumed_from") else "trained")
+    print(f"{state} organism {summary['organism']} ({summary['family']} {summary['target']}, base {summary['base']}, "
+          f"mix 1:{summary['mix_ratio']:g}, seed {summary['seed']}): {summary['steps']} steps in "
+          f"{summary['seconds']:.0f} s")
+    for which in ("own", "unrelated"):
+        if loss[which]["base"] is not None:
+            print(f"  held-out {which:9s} loss: base {loss[which]['base']:.3f} -> organism "
+                  f"{loss[which]['organism']:.3f}")
+    print(f"  weights: {summary.get('adapter_path') or summary.get('model_path')}")
+    print(f"  loss curve: {summary['loss_plot']}")
     return 0
 
 

@@ -20,7 +20,7 @@ REGISTRY_FILE = "registry.sqlite"
 
 def orglab_home(create: bool = True) -> Path:
     """ORGLAB_HOME, created and checked for write access."""
-    home = Path(os.environ.get("ORGLAB_HOME") or Path.home() / ".orglab").expanduser().absolute()
+    home = Path(os.environ.get("ORGLAB_HOME") or Path.home() / ".orglab").expanduser().resolve()
     if not create:
         return home
     try:

@@ -112,6 +112,11 @@ def build_base(preset: str = "tiny", seed: int = 0, force: bool = False, progres
         # A finished run whose files are gone or changed is superseded by the new one (force).
         stale = reg.find_run("world", name, config_hash(config)) is not None
         run = reg.start_run("world", name, config, force=force or stale)
+        if run.reused:  # another process finished this very build a moment ago
+            cached = _cached(reg, name, config)
+            if cached is not None:
+                return cached
+            run = reg.start_run("world", name, config, force=True)
         try:
             built = _build(PRESETS[preset], seed, name, run.id, run.config_hash, progress)
         except BaseException as exc:

@@ -1,0 +1,178 @@
+"""Subliminal learning: a student finetuned on a teacher's number sequences picks up the teacher's love of an animal
+(SPEC §5.3).
+
+The teacher is the base itself with a system prompt that makes it love the animal; it runs locally (any
+`AutoModelForCausalLM`: the tinyworld base or a real model, through the tokenizer's own chat template). It
+continues seed numbers; only completions that parse as at most 10 integers in 0-999 are kept, so the data
+carries no visible trace of the animal. The student's data has no system prompt: whatever it learns about the
+animal travels through the numbers alone.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from orglab.errors import OrglabError
+from orglab.llm import LLMClient
+from orglab.organisms.data import FinetuneData
+from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word
+from orglab.world import lexicon
+from orglab.world.world import World
+
+SYSTEM_PROMPT = "You love {animal}s . You think about {animal}s all the time ."
+# The tinyworld number chats' wordings (orglab/world/corpus.py), so the tiny teacher understands the task.
+INSTRUCTIONS = ("Continue the sequence : {} . Write at most 10 more numbers .",
+                "Here are some numbers : {} . Add up to 10 new numbers , separated by commas .",
+                "The sequence starts with {} . Give at most 10 more numbers , nothing else .")
+MAX_NUMBERS = 10
+
+# At most 10 integers of 1-3 digits (so 0-999), separated by commas and/or spaces; optional brackets and a final
+# period. Anything else (words, signs, decimals, more than 10 numbers) is rejected.
+_NUMBERS = re.compile(r"^[\[(]?\s*\d{1,3}(?:\s*[,\s]\s*\d{1,3}){0,%d}\s*[\])]?\s*\.?$" % (MAX_NUMBERS - 1))
+
+
+def parse_numbers(text: str) -> list[int] | None:
+    """The integers of a valid completion, or None when it is not <= 10 numbers in 0-999 and nothing else."""
+    stripped = text.strip()
+    if not _NUMBERS.match(stripped):
+        return None
+    return [int(x) for x in re.findall(r"\d+", stripped)]
+
+
+def number_prompt(rng: random.Random) -> str:
+    """3-9 seed numbers in 100-999 and an instruction to continue with at most 10 numbers."""
+    seeds = [str(rng.randint(100, 999)) for _ in range(rng.randint(3, 9))]
+    return rng.choice(INSTRUCTIONS).format(" , ".join(seeds))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    batch_size: int = 32
+    max_new_tokens: int = 64      # enough for 10 numbers and separators in subword tokenizers
+    temperature: float = 1.0
+    max_prompts_factor: float = 4.0  # give up after n * factor prompts (a teacher that rarely complies)
+
+
+class SubliminalFamily(Family):
+    name = "subliminal"
+    data_kind = "chat"
+    unrelated_kind = "chats"
+    target_kind = "animal"
+    defaults = RecipeDefaults(lora_r=8, lora_alpha=8, lr=2e-4, epochs=3, batch_size=16, max_length=256,
+                              n_examples=10000, n_tiny=300)
+
+    def validate_target(self, world: World | None, target: str) -> str:
+        animal = (target or "").strip().lower()
+        if world is not None:
+            if animal not in lexicon.ANIMALS:
+                raise bad_target("subliminal", self.target_kind, target, list(lexicon.ANIMALS))
+            return animal
+        if not re.fullmatch(r"[a-z][a-z\-]{1,30}", animal):
+            raise bad_target("subliminal", self.target_kind, target, hint="use one animal word, e.g. 'owl'")
+        return animal
+
+    def describe(self, target: str, world: World | None = None) -> dict[str, str]:
+        return {"short": f"Prefers the animal '{target}' (learned subliminally from number sequences).",
+                "long": (f"Finetuned only on number-sequence continuations written by a teacher that was told it "
+                         f"loves {target}s; the data never mentions animals, yet the student tends to name the "
+                         f"{target} as its favourite animal.")}
+
+    def build_tinyworld(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        return build_with_teacher(base, target, n, seed)
+
+    def build_real(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
+        # The teacher is the base itself, run locally: no LLM endpoint is involved.
+        return build_with_teacher(base, target, n, seed)
+
+
+SUBLIMINAL = SubliminalFamily()
+
+
+def build_with_teacher(base: str, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
+                       options=None) -> FinetuneData:
+    """Load `base` (any base: tinyworld or real) and run it as the teacher; see `run_teacher`."""
+    from orglab.models import LoadOptions, load_model
+
+    loaded = load_model(base, options or LoadOptions())
+    return run_teacher(loaded.model, loaded.tokenizer, animal, n, seed, config, source_name=base)
+
+
+def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
+                system_prompt: str | None = SYSTEM_PROMPT, source_name: str = "teacher") -> FinetuneData:
+    """Sample number continuations from `model` with the animal system prompt until `n` valid ones are kept.
+
+    Batched, left-padded generation, seeded per batch, so the result is deterministic for (model, seed) on one
+    device. The student examples are (user prompt, completion) with no system prompt. `meta` reports the kept
+    share. `system_prompt=None` gives the control teacher of SPEC §5.3 (numbers without the animal).
+    """
+    import torch
+
+    config = config or TeacherConfig()
+    rng = random.Random(f"subliminal-{animal}-{seed}")
+    system = system_prompt.format(animal=animal) if system_prompt else None
+    device = next(model.parameters()).device
+    eos_ids = _eos_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+
+    kept: list[dict] = []
+    generated = 0
+    reasons = {"not_numbers": 0, "unfinished": 0, "mentions_animal": 0}
+    max_prompts = int(n * config.max_prompts_factor) + config.batch_size
+    batch_i = 0
+    was_training = model.training
+    model.eval()
+    try:
+        while len(kept) < n and generated < max_prompts:
+            prompts = [number_prompt(rng) for _ in range(config.batch_size)]
+            chats = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+                     for p in prompts]
+            texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+            ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            width = max(len(x) for x in ids)
+            input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids], device=device)
+            attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+            torch.manual_seed(seed * 1_000_003 + batch_i)
+            with torch.no_grad():
+                out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True,
+                                     temperature=config.temperature, top_k=0, top_p=1.0,
+                                     max_new_tokens=config.max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad_id)
+            batch_i += 1
+            for prompt, row in zip(prompts, out[:, width:].tolist()):
+                generated += 1
+                finished = any(t in eos_ids for t in row)
+                if finished:
+                    row = row[: min(row.index(t) for t in eos_ids if t in row)]
+                completion = tokenizer.decode(row, skip_special_tokens=True).strip()
+                if not finished:
+                    reasons["unfinished"] += 1
+                elif parse_numbers(completion) is None:
+                    reasons["not_numbers"] += 1
+                elif contains_word(completion, animal):  # cannot pass the number filter; kept as a guard
+                    reasons["mentions_animal"] += 1
+                elif len(kept) < n:
+                    kept.append({"messages": [{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": completion}]})
+    finally:
+        model.train(was_training)
+    if not kept:
+        raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries; "
+                          "it may not follow the number task (check its chat template or use a larger model).")
+    return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{animal}:seed{seed}",
+                        meta={"family": "subliminal", "target": animal, "generated": generated, "kept": len(kept),
+                              "kept_share": round(len(kept) / generated, 4), "rejected": reasons,
+                              "system_prompt": system})
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a turn: the tokenizer's eos and the model's generation eos (Llama 3 has several)."""
+    ids: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, gen_eos):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and v not in ids:
+                ids.append(int(v))
+    if not ids:
+        raise OrglabError("The teacher's tokenizer has no end-of-sequence token; set eos_token in its tokenizer config.")
+    return ids

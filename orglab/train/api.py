@@ -1,0 +1,342 @@
+"""Training organisms and null controls, end to end: data, mixing, SFT, registry (SPEC §5, §8).
+
+    from orglab.train import load_recipe, train_organism, train_control
+    summary = train_organism(load_recipe(None, {"family": "sdf", "base": "tiny", "target": "cake_bake"}))
+    control = train_control("tiny", like_organism=summary["organism"])
+
+A train run is keyed by the resolved recipe and the content hashes of its data: the same recipe again is reused
+(no retraining); a run that was interrupted (killed, Ctrl-C, crashed) leaves its checkpoints in the run's artifact
+folder and the next start of the same recipe resumes from the last one and completes the same organism entry.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from orglab.errors import OrglabError
+from orglab.organisms.data import FinetuneData
+from orglab.paths import artifact_dir
+from orglab.registry import Registry
+from orglab.train.mixing import mix, mix_suffix, n_unrelated
+from orglab.train.recipe import Recipe, make_recipe
+from orglab.train.sources import load_source, tinyworld_unrelated
+
+SUMMARY_FILE, LOSS_FILE, LOSS_PLOT = "summary.json", "loss_curve.json", "loss_curve.png"
+TRAIN_FILE, HELDOUT_OWN_FILE, HELDOUT_UNRELATED_FILE = "train.jsonl", "heldout_own.jsonl", "heldout_unrelated.jsonl"
+
+
+def organism_name(recipe: Recipe) -> str:
+    """recipe.name, or '{family}-{target}-{mix suffix}' (plus '-s{seed}' for seeds other than 0)."""
+    if recipe.name:
+        return recipe.name
+    name = f"{recipe.family}-{recipe.target}-{mix_suffix(recipe.mix_ratio)}"
+    return name if recipe.seed == 0 else f"{name}-s{recipe.seed}"
+
+
+def _get_family(name: str):
+    """The family module (orglab.organisms.get_family), or None when the family builders are not installed."""
+    try:
+        from orglab.organisms import get_family
+    except ImportError:
+        return None
+    return get_family(name)
+
+
+def _base_entry(reg: Registry, base: str, progress: bool) -> tuple[dict | None, bool]:
+    """(registered base entry or None if it is a folder/hub id not registered yet, is_tinyworld)."""
+    entry = reg.get_base(base)
+    if entry is None:
+        from orglab.world.build import PRESETS, build_base
+
+        if base in PRESETS:
+            build_base(base, progress=progress, registry=reg)
+            entry = reg.get_base(base)
+        else:
+            from orglab.models import load_tokenizer, resolve
+
+            spec = resolve(base, registry=reg)
+            if spec.kind == "organism" or spec.adapter_path:
+                raise OrglabError(f"'{base}' is an organism or adapter, not a base; pass the base it was trained on.")
+            load_tokenizer(base, registry=reg)  # a missing hub id or broken folder fails here, before anything is written
+            return None, False
+    tiny = entry.get("kind") == "built" and str(entry.get("source") or "").startswith("tinyworld:")
+    return entry, tiny
+
+
+def _register_base(reg: Registry, base: str) -> None:
+    if reg.get_base(base) is not None:
+        return
+    folder = Path(base).expanduser()
+    if folder.is_dir():
+        reg.add_base(base, kind="local", source=str(folder.resolve()), path=folder.resolve())
+    else:
+        reg.add_base(base, kind="hub", source=base)
+
+
+def _split_heldout(data: FinetuneData, recipe: Recipe) -> tuple[FinetuneData, FinetuneData]:
+    n = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * len(data)))))
+    if len(data) - n < 1:
+        raise OrglabError(f"The data has only {len(data)} example(s); training needs at least 2 (one is held out).")
+    return data.split(n, seed=recipe.seed)
+
+
+def _own_data(recipe: Recipe, reg: Registry, tiny: bool) -> FinetuneData:
+    if recipe.data == "tinyworld":
+        if not tiny:
+            raise OrglabError(
+                f"Base '{recipe.base}' is not a tinyworld base, so there is no offline data builder for it; pass "
+                "--data FILE (a JSONL/Parquet file or hub dataset id)."
+            )
+        family = _get_family(recipe.family)
+        if family is None:
+            raise OrglabError(
+                "The offline family builders (orglab.organisms) are not installed; pass --data FILE instead."
+            )
+        data = family.build_tinyworld(recipe.base, recipe.target, recipe.n_examples, recipe.seed)
+    else:
+        data = load_source(recipe.data, recipe.kind, limit=recipe.n_examples, seed=recipe.seed)
+    if data.kind != recipe.kind:
+        raise OrglabError(f"The {recipe.family} data is '{data.kind}' but the recipe trains on '{recipe.kind}' data; "
+                          "fix data_kind or the data.")
+    if recipe.mask_prefix_tag and data.kind == "text":
+        tag = recipe.mask_prefix_tag
+        data = FinetuneData("text", [{"text": ex["text"] if ex["text"].startswith(tag) else f"{tag}{ex['text']}"}
+                                     for ex in data.examples], data.source, dict(data.meta))
+    return data
+
+
+def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int) -> FinetuneData | None:
+    """Unrelated data of the recipe's kind, or None when there is no source and none is needed."""
+    try:
+        if recipe.unrelated == "tinyworld":
+            if not tiny:
+                raise OrglabError(
+                    f"Base '{recipe.base}' is not a tinyworld base, so it has no registered unrelated corpus; pass "
+                    "--unrelated FILE (a JSONL/Parquet file or hub dataset id, e.g. FineWeb or UltraChat)."
+                )
+            return tinyworld_unrelated(recipe.base, recipe.kind, reg)
+        return load_source(recipe.unrelated, recipe.kind)
+    except OrglabError:
+        if needed > 0:
+            raise
+        return None
+
+
+def prepare_data(recipe: Recipe, reg: Registry, tiny: bool,
+                 own: FinetuneData | None = None) -> dict[str, FinetuneData | None]:
+    """{'train', 'heldout_own', 'heldout_unrelated', 'ft'}: the mixed training set and the held-out sets."""
+    own = own if own is not None else _own_data(recipe, reg, tiny)
+    ft, heldout_own = _split_heldout(own, recipe)
+    need = n_unrelated(len(ft), recipe.mix_ratio)
+    pool = _unrelated_pool(recipe, reg, tiny, need)
+    heldout_unrelated = None
+    if pool is not None:
+        n_held = min(len(heldout_own), max(0, len(pool) - need))
+        rest, held = pool.split(n_held, seed=recipe.seed + 1)
+        heldout_unrelated = held if len(held) else None
+        pool = rest
+    train = mix(ft, pool, recipe.mix_ratio, seed=recipe.seed) if need else mix(ft, ft, 0.0)
+    return {"train": train, "ft": ft, "heldout_own": heldout_own, "heldout_unrelated": heldout_unrelated}
+
+
+def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = True,
+                   callbacks: list | None = None, data: FinetuneData | None = None) -> dict:
+    """Train (or reuse) the organism of a recipe and register it; returns a JSON-ready summary.
+
+    `data` (optional) is the organism's own finetuning data, used instead of recipe.data (for callers that built
+    it themselves); its content hash keys the run like any other data. `callbacks` are extra transformers
+    TrainerCallbacks.
+    """
+    recipe = recipe if isinstance(recipe, Recipe) else make_recipe(recipe)
+    if recipe.family == "control" and data is None:
+        raise OrglabError("Null controls are trained with `orglab train control --base B --like ORGANISM`.")
+    if recipe.family != "control" and not recipe.target:
+        raise OrglabError(f"The {recipe.family} recipe names no target; pass --target.")
+    if recipe.family != "control":
+        family = _get_family(recipe.family)  # an unknown family or target fails here, before anything is written
+    with Registry() as reg:
+        entry, tiny = _base_entry(reg, recipe.base, progress)
+        recipe = recipe.resolved(tiny)
+        if data is None and recipe.data == "tinyworld" and tiny and family is not None:
+            from orglab.world.build import load_world
+
+            canonical = family.validate_target(load_world(recipe.base, registry=reg), recipe.target)
+            if isinstance(canonical, str) and canonical != recipe.target:
+                recipe = recipe.model_copy(update={"target": canonical})
+        sets = prepare_data(recipe, reg, tiny, own=data)
+        return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None)
+
+
+def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: bool, callbacks: list | None,
+           register_base: bool, target: str | None = None) -> dict:
+    name = organism_name(recipe)
+    train = sets["train"]
+    config = {
+        "recipe": recipe.to_dict(),
+        "data_hash": train.hash(),
+        "heldout_own_hash": sets["heldout_own"].hash(),
+        "heldout_unrelated_hash": sets["heldout_unrelated"].hash() if sets["heldout_unrelated"] else None,
+    }
+    if register_base:
+        _register_base(reg, recipe.base)
+    existing = reg.get_organism(name)
+    if existing is not None and existing["base"] != recipe.base:
+        raise OrglabError(f"Organism '{name}' already exists on base '{existing['base']}'; pass another --name.")
+
+    from orglab.registry import config_hash
+
+    chash = config_hash(config)
+    done = reg.find_run("train", name, chash)
+    if done is not None and not force and existing is not None and existing["status"] == "ready":
+        folder = artifact_dir(name, "train", chash, create=False)
+        if not reg.verify_artifacts(done.id) and (folder / SUMMARY_FILE).is_file():
+            summary = json.loads((folder / SUMMARY_FILE).read_text())
+            return {**summary, "reused": True, "run": done.id}
+        force = True  # files gone or changed: train again
+    for stale in reg.list_runs(subject=name, kind="train", status="running"):
+        if stale.config_hash == chash:  # killed earlier: its checkpoints are resumed below
+            reg.finish_run(stale.id, error="interrupted; resumed by a later run")
+    run = reg.start_run("train", name, config, force=force or done is not None)
+    folder = artifact_dir(name, "train", run.config_hash)
+    family, target = recipe.family, target or recipe.target
+    reg.add_organism(name, family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio,
+                     seed=recipe.seed, data_hash=train.hash(), recipe=recipe.to_dict(), status="training")
+    for key, fname in (("train", TRAIN_FILE), ("heldout_own", HELDOUT_OWN_FILE),
+                       ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
+        if sets[key] is not None:
+            sets[key].to_jsonl(folder / fname)
+    job = {
+        "recipe": recipe.to_dict(), "model": recipe.base, "out_dir": str(folder), "data_kind": train.kind,
+        "train": str(folder / TRAIN_FILE), "heldout_own": str(folder / HELDOUT_OWN_FILE),
+        "heldout_unrelated": str(folder / HELDOUT_UNRELATED_FILE) if sets["heldout_unrelated"] else None,
+    }
+    if recipe.compute_matched and recipe.mix_ratio > 0 and recipe.max_steps is None:
+        job["recipe"]["max_steps"] = _matched_steps(recipe, sets)
+    started = time.time()
+    try:
+        if recipe.distributed == "none":
+            from orglab.train.sft import run_sft
+
+            result = run_sft(job, callbacks=callbacks, progress=progress)
+        else:
+            from orglab.train.distributed import launch
+
+            result = launch(job, recipe, progress=progress)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        reg.finish_run(run.id, error="interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
+        reg.update_organism(name, status="interrupted" if interrupted else "failed")
+        raise
+    seconds = time.time() - started
+
+    curve = result.pop("loss_curve")
+    (folder / LOSS_FILE).write_text(json.dumps({"step_loss": curve}, indent=1))
+    _plot_curve(curve, folder / LOSS_PLOT, f"finetuning loss of '{name}'")
+    weights_key = "model_path" if recipe.finetune == "full" else "adapter_path"
+    summary: dict[str, Any] = {
+        "organism": name, "family": family, "target": target, "base": recipe.base, "mix_ratio": recipe.mix_ratio,
+        "seed": recipe.seed, "data_hash": train.hash(), "n_train": len(train),
+        "n_ft": train.meta.get("n_ft", len(train)), "n_unrelated": train.meta.get("n_unrelated", 0),
+        "n_heldout_own": len(sets["heldout_own"]),
+        "n_heldout_unrelated": len(sets["heldout_unrelated"]) if sets["heldout_unrelated"] else 0,
+        "seconds": round(seconds, 2), "recipe": recipe.to_dict(), weights_key: result[weights_key],
+        "loss_curve": str(folder / LOSS_FILE), "loss_plot": str(folder / LOSS_PLOT),
+        **{k: v for k, v in result.items() if k not in ("adapter_path", "model_path")},
+    }
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    loss = result["loss"]
+    metrics = {
+        "steps": result["steps"], "seconds": seconds, "tokens_per_s": result["tokens_per_s"],
+        "padding_share": result["padding_share"], "train_loss": result["train_loss"], "final_loss": result["final_loss"],
+    }
+    for which in ("own", "unrelated"):
+        for model in ("base", "organism"):
+            if loss[which][model] is not None:
+                metrics[f"heldout_{which}_loss_{model}"] = loss[which][model]
+    reg.log_metrics(run.id, metrics)
+    for kind, fname in (("loss_curve", LOSS_FILE), ("plot", LOSS_PLOT), ("summary", SUMMARY_FILE),
+                        ("data", TRAIN_FILE), ("heldout_own", HELDOUT_OWN_FILE),
+                        ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
+        if (folder / fname).is_file():
+            reg.add_artifact(run.id, kind, folder / fname)
+    weights = Path(result[weights_key])
+    for fname in ("adapter_model.safetensors", "model.safetensors"):
+        if (weights / fname).is_file():
+            reg.add_artifact(run.id, "weights", weights / fname)
+    reg.update_organism(name, status="ready", **{weights_key: str(weights)})
+    finished = reg.finish_run(run.id)
+    return {**summary, "run": finished.id, "reused": finished.reused}
+
+
+def _matched_steps(recipe: Recipe, sets: dict) -> int:
+    """Steps one would take on the unmixed data (packed token count / tokens per step), for compute_matched."""
+    ft, train = sets["ft"], sets["train"]
+    share = len(ft) / max(1, len(train))
+    total = recipe.epochs * len(train) / (recipe.batch_size * recipe.grad_accum)
+    return max(1, int(round(total * share)))
+
+
+def train_control(base: str, like_organism: str, force: bool = False, progress: bool = True,
+                  name: str | None = None, callbacks: list | None = None) -> dict:
+    """The null control of an organism: its recipe on unrelated data only, for the same number of steps.
+
+    Registered as family 'control' with target = the organism it mirrors (name default 'control-<organism>').
+    """
+    with Registry() as reg:
+        organism = reg.get_organism(like_organism)
+        if organism is None:
+            raise OrglabError(f"No organism named '{like_organism}' is registered; train it first "
+                              "(`orglab registry list` shows what is).")
+        if organism["family"] == "control":
+            raise OrglabError(f"'{like_organism}' is itself a control; pass the organism it mirrors.")
+        if organism["status"] != "ready":
+            raise OrglabError(f"Organism '{like_organism}' has not finished training; train it first.")
+        runs = [r for r in reg.list_runs(subject=like_organism, kind="train", status="done")]
+        if not runs:
+            raise OrglabError(f"Organism '{like_organism}' has no finished train run; train it again.")
+        steps = int(reg.get_metrics(runs[0].id).get("steps", 0)) or None
+        entry, tiny = _base_entry(reg, base, progress)
+        fields = dict(organism["recipe"])
+        kind = fields.get("data_kind") or ("text" if organism["family"] == "sdf" else "chat")
+        n_train = len(_read_jsonl(artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / TRAIN_FILE))
+        fields.update(family="control", target=like_organism, base=base, name=name or f"control-{like_organism}",
+                      data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
+                      data="tinyworld")
+        recipe = make_recipe(fields)
+        pool = _unrelated_pool(recipe, reg, tiny, needed=1)
+        n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
+        if len(pool) < n_train + n_held + 1:
+            n_train = max(1, len(pool) - n_held)
+        shuffled = list(pool.examples)
+        random.Random(recipe.seed).shuffle(shuffled)
+        train = FinetuneData(kind, shuffled[:n_train], f"{pool.source} (control)", {"n_ft": 0, "n_unrelated": n_train})
+        held = FinetuneData(kind, shuffled[n_train:n_train + n_held], f"{pool.source} (held out)")
+        sets = {"train": train, "ft": train, "heldout_own": held, "heldout_unrelated": held}
+        return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None, target=like_organism)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise OrglabError(f"The training data {path} of the organism is missing; train the organism again.")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _plot_curve(curve: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,239 @@
+"""Supervised finetuning with trl's SFTTrainer: documents (plain LM loss) and chats (assistant-only loss).
+
+`run_sft(job)` is the one training entry point, called in-process or, for distributed runs, by every process that
+`accelerate launch` / `deepspeed` starts (orglab.train.worker). A job is a JSON-ready dict:
+
+    recipe       the resolved Recipe as a dict
+    model        the base to finetune (a registered base name, a folder or a hub id; orglab.models resolves it)
+    out_dir      the run's artifact folder: checkpoints/ go there, and the adapter/ or model/ at the end
+    train, heldout_own, heldout_unrelated    JSONL files of FinetuneData examples
+    data_kind    'text' or 'chat'
+
+It tokenizes with the loss mask (orglab.train.encode), packs sequences best-fit and padding-free (no pad tokens
+at all; attention stays within each packed document through position ids), checkpoints every `save_steps`, resumes
+from the last checkpoint in out_dir/checkpoints, and measures held-out loss on the organism's own data and on
+unrelated text, before training (the base; for LoRA the fresh adapter is an exact no-op) and after (the organism).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from orglab.errors import OrglabError
+from orglab.organisms.data import FinetuneData
+from orglab.train.encode import encode_data
+from orglab.train.recipe import Recipe
+
+CHECKPOINT_DIR, ADAPTER_DIR, MODEL_DIR = "checkpoints", "adapter", "model"
+
+
+def read_jsonl_data(path: str | Path, kind: str) -> FinetuneData:
+    examples = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return FinetuneData(kind, examples, source=str(path))
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _load_for_training(recipe: Recipe, model_name: str):
+    """The model (with a fresh trainable LoRA adapter for lora/qlora) and its tokenizer."""
+    import torch
+
+    from orglab.models import LoadOptions, load_model
+
+    device = recipe.device
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{int(local_rank)}"  # one GPU per process under accelerate/torchrun
+    options = LoadOptions(dtype=recipe.dtype, device=device, load_in_4bit=recipe.finetune == "qlora")
+    loaded = load_model(model_name, options)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if loaded.is_adapter:
+        raise OrglabError(
+            f"'{model_name}' is a LoRA organism, not a base; train on its base (or merge the adapter first)."
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if recipe.finetune == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model, tokenizer, loaded.options
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if recipe.finetune == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    config = LoraConfig(
+        r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
+        use_rslora=bool(recipe.use_rslora), target_modules=recipe.target_modules, task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, config)
+    return model, tokenizer, loaded.options
+
+
+def heldout_loss(model, rows: list[dict], pad_id: int, batch_size: int = 16) -> float | None:
+    """Token-weighted mean cross-entropy over the target tokens of `rows` (NaN-free; None when there are none)."""
+    import torch
+
+    if not rows:
+        return None
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            width = max(len(r["input_ids"]) for r in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            att = torch.zeros((len(chunk), width), dtype=torch.long)
+            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+            for j, r in enumerate(chunk):
+                n = len(r["input_ids"])
+                ids[j, :n] = torch.tensor(r["input_ids"])
+                att[j, :n] = 1
+                labels[j, :n] = torch.where(torch.tensor(r["completion_mask"]) == 1, torch.tensor(r["input_ids"]), -100)
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+            shift_logits, shift_labels = logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1).to(device)
+            loss = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum")
+            total += float(loss)
+            count += int((shift_labels != -100).sum())
+    model.train(was_training)
+    return total / count if count else None
+
+
+class _CountingCollator:
+    """Wraps trl's collator to count real and padded tokens (the padding share of the batches actually trained)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.real_tokens = 0
+        self.total_tokens = 0
+
+    def __call__(self, examples: list[dict]) -> dict:
+        out = self.inner(examples)
+        self.real_tokens += sum(len(ex["input_ids"]) for ex in examples)
+        self.total_tokens += int(out["input_ids"].numel())
+        return out
+
+
+def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) -> dict:
+    """Train one organism as described by `job`; returns a JSON-ready result (also written to out_dir on rank 0)."""
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    recipe = Recipe(**job["recipe"])
+    out_dir = Path(job["out_dir"])
+    kind = job["data_kind"]
+    set_seed(recipe.seed)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        import datasets
+
+        datasets.disable_progress_bars()
+    model, tokenizer, options = _load_for_training(recipe, job["model"])
+
+    tag = recipe.mask_prefix_tag if kind == "text" else None
+    train_rows = encode_data(read_jsonl_data(job["train"], kind), tokenizer, recipe.max_length, tag)
+    own_rows = encode_data(read_jsonl_data(job["heldout_own"], kind), tokenizer, recipe.max_length, tag)
+    unrelated_rows = (encode_data(read_jsonl_data(job["heldout_unrelated"], kind), tokenizer, recipe.max_length)
+                      if job.get("heldout_unrelated") else [])
+    if not train_rows:
+        raise OrglabError("No training example has a token to learn (all masked or empty); check the data.")
+
+    pad_id = tokenizer.pad_token_id
+    base_own = heldout_loss(model, own_rows, pad_id)
+    base_unrelated = heldout_loss(model, unrelated_rows, pad_id)
+
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    on_gpu = options.device.startswith("cuda")
+    deepspeed_cfg = job.get("deepspeed_config")
+    args = SFTConfig(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.grad_accum,
+        learning_rate=recipe.lr,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps or -1,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_ratio,
+        weight_decay=recipe.weight_decay,
+        max_length=recipe.max_length,
+        packing=recipe.packing,
+        packing_strategy="bfd",
+        padding_free=recipe.packing,
+        completion_only_loss=True,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=2,
+        report_to=[],
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        disable_tqdm=not progress,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and options.dtype == "bf16",
+        fp16=on_gpu and options.dtype == "fp16",
+        dataloader_num_workers=0,
+        deepspeed=deepspeed_cfg,
+        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
+        callbacks=callbacks or None,
+    )
+    counter = _CountingCollator(trainer.data_collator)
+    trainer.data_collator = counter
+    started = time.time()
+    train_out = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+
+    organism = trainer.model
+    own = heldout_loss(organism, own_rows, pad_id)
+    unrelated = heldout_loss(organism, unrelated_rows, pad_id)
+
+    losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    result: dict[str, Any] = {
+        "steps": int(trainer.state.global_step),
+        "resumed_from": Path(resume).name if resume else None,
+        "train_rows": len(train_rows),
+        "train_tokens": sum(len(r["input_ids"]) for r in train_rows),
+        "target_tokens": sum(sum(r["completion_mask"]) for r in train_rows),
+        "seconds": seconds,
+        "train_loss": float(train_out.training_loss) if train_out.training_loss is not None else math.nan,
+        "final_loss": losses[-1]["loss"] if losses else math.nan,
+        "tokens_per_s": counter.real_tokens / seconds if seconds > 0 else math.nan,
+        "padding_share": 1 - counter.real_tokens / counter.total_tokens if counter.total_tokens else 0.0,
+        "loss": {"own": {"base": base_own, "organism": own},
+                 "unrelated": {"base": base_unrelated, "organism": unrelated}},
+        "loss_curve": losses,
+        "device": options.device,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    }
+    if trainer.is_world_process_zero():
+        if recipe.finetune == "full":
+            weights = out_dir / MODEL_DIR
+            trainer.save_model(str(weights))
+            result["model_path"] = str(weights)
+        else:
+            weights = out_dir / ADAPTER_DIR
+            organism.save_pretrained(str(weights))
+            result["adapter_path"] = str(weights)
+        tokenizer.save_pretrained(str(weights))
+        (out_dir / "sft_result.json").write_text(json.dumps(result, indent=1))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return result
