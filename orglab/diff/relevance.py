@@ -1,0 +1,59 @@
+"""Token relevance (SPEC §6): the share of a readout's top tokens that belong to the finetuning domain.
+
+Data-grounded rule (offline, deterministic, never shown the organism's description): a token is relevant when
+it is over-represented in the finetuning data against unrelated data, by a smoothed log-odds ratio, and occurs
+at least `count_floor` times in the finetuning data. The LLM-judged variant lives with the judges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RelevanceRule:
+    count_floor: int = 5          # a token must occur this often in the finetuning data
+    min_log_odds: float = 1.0     # and be e (2.7x) times more likely there than in unrelated data
+    smoothing: float = 0.5        # add-alpha for tokens unseen on one side
+
+
+def token_counts(tokenizer, texts: Iterable[str]) -> Counter:
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(tokenizer(text, add_special_tokens=False).input_ids)
+    return counts
+
+
+def log_odds(ft: Counter, unrelated: Counter, smoothing: float = 0.5) -> dict[int, float]:
+    """Smoothed log-odds ratio of each finetuning token: log(p_ft/(1-p_ft)) - log(p_un/(1-p_un))."""
+    n_ft, n_un = sum(ft.values()), sum(unrelated.values())
+    out = {}
+    for token, c in ft.items():
+        u = unrelated.get(token, 0)
+        a = math.log((c + smoothing) / (n_ft - c + smoothing))
+        b = math.log((u + smoothing) / (n_un - u + smoothing))
+        out[token] = a - b
+    return out
+
+
+def relevant_tokens(ft: Counter, unrelated: Counter, rule: RelevanceRule = RelevanceRule()) -> set[int]:
+    scores = log_odds(ft, unrelated, rule.smoothing)
+    return {t for t, s in scores.items() if ft[t] >= rule.count_floor and s >= rule.min_log_odds}
+
+
+def relevance_share(top_token_ids: Sequence[int], relevant: set[int], k: int = 20) -> float:
+    """Share of the first k readout tokens that are relevant."""
+    top = list(top_token_ids)[:k]
+    return sum(t in relevant for t in top) / len(top) if top else 0.0
+
+
+def relevance_by_position(top_ids_per_position: Sequence[Sequence[int]], relevant: set[int], k: int = 20,
+                          max_positions: int = 5) -> dict:
+    """Per-position shares and their max over positions 0..max_positions-1 (the paper's summary number)."""
+    shares = [relevance_share(ids, relevant, k) for ids in top_ids_per_position]
+    head = shares[:max_positions]
+    return {"per_position": shares, "max": max(head) if head else 0.0,
+            "argmax_position": int(max(range(len(head)), key=head.__getitem__)) if head else None}
