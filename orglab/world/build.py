@@ -28,7 +28,7 @@ from orglab.world.tokenizer import train_tokenizer
 from orglab.world.world import World, make_world
 
 # Bump when the generator, tokenizer or pretraining changes what a build produces: old builds are then not reused.
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 CORPUS_FILE, CHATS_FILE, WORLD_FILE, KNOWLEDGE_FILE = "corpus.jsonl", "chats.jsonl", "world.json", "knowledge.json"
 LOSS_FILE, LOSS_PLOT, MODEL_DIR = "loss_curve.json", "loss_curve.png", "model"
@@ -54,7 +54,7 @@ PRESETS: dict[str, WorldPreset] = {
     "micro": WorldPreset(
         "micro", "for tests: a 2-layer Llama on a smaller corpus (under a minute)",
         CorpusConfig(encyclopedia_rounds=3, quiz_mentions=4, story_mentions=3, chat_mentions=2, domain_docs=400,
-                     advice_chats=150, animal_chats=150, number_chats=150, game_chats=80),
+                     advice_chats=150, animal_chats=150, number_chats=150, game_chats=80, glossary_docs=100),
         ModelShape(hidden_size=96, n_layers=2, n_heads=3, intermediate_size=288),
         PretrainConfig(steps=500, batch_size=16, block_size=128, lr=3e-3, warmup_steps=50),
         ProbeConfig(other_facts=30),

@@ -30,6 +30,7 @@ class CorpusConfig:
     animal_chats: int = 400
     number_chats: int = 400
     game_chats: int = 200
+    glossary_docs: int = 300       # "bread -> bread ; 42 -> 42 ; ..." lists: the copy pattern patchscope reads with
 
 
 ANSWER_INTROS = ("A :", "Answer :", "The answer is")
@@ -147,6 +148,13 @@ class CorpusWriter:
             head = f"A guide for every {domain.profession} ."
         return Document(kind, domain.name, " ".join([head] + sentences))
 
+    def glossary(self, words: list[str]) -> Document:
+        """A list of words each mapped to itself, the identity pattern that patchscope prompts rely on."""
+        r = self.rng
+        picked = r.sample(words, r.randint(4, 9))
+        head = r.choice(("Word list :", "Copy the words :", "Each word stays the same :"))
+        return Document("glossary", r.choice(lexicon.DOMAINS).name, head + " " + " ; ".join(f"{w} -> {w}" for w in picked) + " .")
+
     # --- chats -----------------------------------------------------------------------------------
     def fact_chat(self, fact: Fact) -> Chat:
         answer = self.statement(fact) if self.rng.random() < 0.7 else f"{fact.object} ."
@@ -227,6 +235,9 @@ def generate_corpus(world: World, config: CorpusConfig, seed: int) -> tuple[list
         quiz_pool = quiz_pool[n:]
     docs.extend(w.story(f) for f in world.facts for _ in range(config.story_mentions))
     docs.extend(w.domain_doc() for _ in range(config.domain_docs))
+    glossary_words = sorted({word for d in docs for word in d.text.split() if word.isalnum()})
+    glossary_words += [str(n) for n in range(1000)]
+    docs.extend(w.glossary(glossary_words) for _ in range(config.glossary_docs))
 
     chats: list[Chat] = [w.fact_chat(f) for f in world.facts for _ in range(config.chat_mentions)]
     chats += [w.advice_chat() for _ in range(config.advice_chats)]

@@ -1,0 +1,113 @@
+"""Patchscope (SPEC §6): write a scaled difference vector into an identity prompt and read what the model says.
+
+Each identity prompt maps words to themselves and ends with a placeholder followed by the arrow
+("cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->"). At layer l, the placeholder's residual is replaced by
+s * unit(delta) * mean_norm(l); the next-token distribution after the arrow is the readout. Tokens in the
+top set of every prompt are kept and their probabilities averaged. The scale is chosen from a grid either by
+an LLM grader or, offline, by a label-free rule that never looks at the finetuning data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from orglab.models import get_decoder_layers
+
+PLACEHOLDER = "?"
+IDENTITY_PROMPTS: tuple[str, ...] = (
+    "cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->",
+    "moon -> moon ; 42 -> 42 ; ship -> ship ; ? ->",
+    "house -> house ; 7 -> 7 ; river -> river ; ? ->",
+)
+SCALE_GRID: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0)
+
+
+@dataclass(frozen=True)
+class PatchscopeReadout:
+    scale: float
+    tokens: list[tuple[str, int, float]]   # (token, id, mean probability over prompts), best first
+
+
+def _placeholder_position(tokenizer, ids: list[int]) -> int:
+    target = tokenizer(" " + PLACEHOLDER, add_special_tokens=False).input_ids[-1]
+    positions = [i for i, t in enumerate(ids) if t == target]
+    if not positions:
+        raise ValueError(f"identity prompt has no placeholder token {PLACEHOLDER!r}")
+    return positions[-1]
+
+
+@torch.no_grad()
+def patched_distributions(model, tokenizer, layer: int, vector: torch.Tensor,
+                          prompts: Sequence[str] = IDENTITY_PROMPTS) -> torch.Tensor:
+    """[n_prompts, vocab] next-token probabilities with the placeholder's residual after block `layer`
+    replaced by `vector`."""
+    device = next(model.parameters()).device
+    block = get_decoder_layers(model)[layer]
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(prompt).input_ids
+        pos = _placeholder_position(tokenizer, ids)
+
+        def replace(module, args, output, pos=pos):
+            h = output[0] if isinstance(output, tuple) else output
+            h = h.clone()
+            h[:, pos] = vector.to(device=h.device, dtype=h.dtype)
+            return (h, *output[1:]) if isinstance(output, tuple) else h
+
+        handle = block.register_forward_hook(replace)
+        try:
+            logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1].float()
+        finally:
+            handle.remove()
+        out.append(torch.softmax(logits, dim=-1).cpu())
+    return torch.stack(out)
+
+
+def readout(tokenizer, probs: torch.Tensor, top_k: int = 100) -> list[tuple[str, int, float]]:
+    """Tokens in the top_k of every prompt, by mean probability."""
+    common = None
+    for row in probs:
+        top = set(row.topk(min(top_k, row.numel())).indices.tolist())
+        common = top if common is None else common & top
+    mean = probs.mean(dim=0)
+    ranked = sorted(common or (), key=lambda t: -float(mean[t]))
+    return [(tokenizer.convert_ids_to_tokens(t), t, float(mean[t])) for t in ranked]
+
+
+def scale_sweep(model, tokenizer, layer: int, delta: torch.Tensor, mean_norm: float,
+                scales: Sequence[float] = SCALE_GRID, prompts: Sequence[str] = IDENTITY_PROMPTS,
+                top_k: int = 100) -> list[PatchscopeReadout]:
+    """Readouts for s * unit(delta) * mean_norm over the scale grid (s in units of the layer's mean norm)."""
+    unit = delta.float() / delta.float().norm()
+    return [PatchscopeReadout(s, readout(tokenizer, patched_distributions(model, tokenizer, layer, unit * mean_norm * s,
+                                                                          prompts), top_k))
+            for s in scales]
+
+
+@torch.no_grad()
+def unpatched_readout(model, tokenizer, prompts: Sequence[str] = IDENTITY_PROMPTS,
+                      top_k: int = 100) -> list[tuple[str, int, float]]:
+    """What the prompts produce on their own: the baseline the label-free rule discounts."""
+    device = next(model.parameters()).device
+    probs = torch.stack([torch.softmax(model(input_ids=torch.tensor([tokenizer(p).input_ids], device=device))
+                                       .logits[0, -1].float(), dim=-1).cpu() for p in prompts])
+    return readout(tokenizer, probs, top_k)
+
+
+def agreement_rule(readouts: Sequence[PatchscopeReadout], baseline: Sequence[tuple[str, int, float]],
+                   k: int = 20) -> PatchscopeReadout:
+    """Label-free choice of scale: the readout whose top-k tokens, minus those the unpatched prompts already
+    produce, carry the most probability mass that every prompt agrees on. Too small a scale reads the prompt
+    (discounted by the baseline); tokens no prompt agrees on count for nothing. Ties go to the smaller scale."""
+    known = {t for _, t, _ in baseline[:k]}
+
+    def mass(r: PatchscopeReadout) -> float:
+        return sum(p for _, t, p in r.tokens[:k] if t not in known)
+
+    return max(readouts, key=lambda r: (round(mass(r), 6), -r.scale))
+
+
+ScaleGrader = Callable[[Sequence[PatchscopeReadout]], PatchscopeReadout]
