@@ -38,7 +38,7 @@ def test_identity_prompts_are_in_the_tinyworld_vocabulary_and_copy_lists_are_in_
 def test_patching_the_placeholder_changes_the_readout_and_nothing_else():
     tok, model, _ = tokenizer_and_model()
     vector = model.get_input_embeddings().weight[tok.convert_tokens_to_ids("bread")].detach() * 20
-    patched = patched_distributions(model, tok, 1, vector)
+    patched = patched_distributions(model, tok, 0, vector)  # the last block could not reach the next position
     plain = torch.stack([torch.softmax(model(input_ids=torch.tensor([tok(p).input_ids])).logits[0, -1], -1)
                          for p in IDENTITY_PROMPTS]).detach()
     assert patched.shape == plain.shape and (patched - plain).abs().max() > 0  # an unpatched run is bit-identical
@@ -67,7 +67,7 @@ def test_label_free_rule_discounts_the_unpatched_baseline_and_prefers_agreement(
 def test_scale_sweep_runs_over_the_grid():
     tok, model, _ = tokenizer_and_model()
     delta = torch.randn(32)
-    sweep = scale_sweep(model, tok, 1, delta, mean_norm=2.0, scales=(1.0, 10.0))
+    sweep = scale_sweep(model, tok, 0, delta, mean_norm=2.0, scales=(1.0, 10.0))
     assert [r.scale for r in sweep] == [1.0, 10.0]
     chosen = agreement_rule(sweep, unpatched_readout(model, tok))
     assert chosen in sweep
