@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from orglab import __version__
+from orglab.diff.run import STAGES as DIFF_STAGES  # light import: no torch until a stage runs
 from orglab.errors import OrglabError
 
 EPILOG = "Every command that reports results accepts --json and then prints one JSON object on stdout. " \
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # orglab shows its own progress; per-file loading bars are noise
     try:
         if getattr(args, "json", False):
             # Libraries (deepspeed, transformers) print to stdout; in --json mode stdout carries one JSON object only.
@@ -94,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="train again even if this recipe is registered")
     _json_flag(train)
     train.set_defaults(handler=cmd_train)
+
+    diff = sub.add_parser("diff", help="the Activation Difference Lens of an organism against its base",
+                          description="Mean activation differences on unrelated text, logit lens, patchscope, "
+                                      "token relevance, steering and the causal test. Finished stages are reused "
+                                      "when run again with the same settings.")
+    diff.add_argument("organism", help="a registered organism (or null control)")
+    diff.add_argument("--layers", default="0.5", help="layer fractions of depth, comma-separated (default 0.5)")
+    diff.add_argument("--positions", default="0-4", help="positions summarised, as 0-K (default 0-4)")
+    diff.add_argument("--samples", type=int, default=None, help="unrelated samples for the statistics (default 10000)")
+    diff.add_argument("--stages", default=None, help="comma-separated subset of: " + ", ".join(DIFF_STAGES))
+    diff.add_argument("--unrelated", default=None, help="unrelated text: the base's tinyworld corpus (default), "
+                                                        "a JSONL/Parquet file or a hub dataset id")
+    diff.add_argument("--seed", type=int, default=None, help="sampling seed")
+    diff.add_argument("--force", action="store_true", help="recompute every stage")
+    _json_flag(diff)
+    diff.set_defaults(handler=cmd_diff)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
                           description="Build (or reuse) the tinyworld base 'tiny' and report what it knows, "
@@ -180,6 +200,38 @@ def cmd_train(args) -> int:
                   f"{loss[which]['organism']:.3f}")
     print(f"  weights: {summary.get('adapter_path') or summary.get('model_path')}")
     print(f"  loss curve: {summary['loss_plot']}")
+    return 0
+
+
+# --- diff -----------------------------------------------------------------------------------------------------
+
+def _positions(text: str) -> int:
+    """'0-4' -> 5 positions (the CLI names positions; the config counts them)."""
+    lo, _, hi = text.partition("-")
+    if not (lo.isdigit() and hi.isdigit()) or int(lo) != 0 or int(hi) < 0:
+        raise OrglabError(f"--positions '{text}' is not a range like 0-4; positions always start at 0.")
+    return int(hi) + 1
+
+
+def cmd_diff(args) -> int:
+    from orglab.diff.run import DiffConfig, run_diff, with_overrides
+
+    try:
+        layers = tuple(float(x) for x in args.layers.split(","))
+    except ValueError:
+        raise OrglabError(f"--layers '{args.layers}' is not a list of numbers like 0.5 or 0.25,0.5.") from None
+    positions = _positions(args.positions)
+    stages = tuple(x.strip() for x in args.stages.split(",")) if args.stages else None
+    config = with_overrides(DiffConfig(), layers=layers, positions=positions, samples=args.samples, stages=stages,
+                            unrelated=args.unrelated, seed=args.seed,
+                            collect_positions=max(DiffConfig().collect_positions, positions))
+    result = run_diff(args.organism, config, force=args.force, progress=not args.json)
+    if args.json:
+        _print_json(result)
+        return 0
+    from orglab import report_text
+
+    report_text.print_diff(result)
     return 0
 
 

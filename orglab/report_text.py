@@ -81,3 +81,51 @@ def print_entry(entry: dict) -> None:
             console.print(f"      {mk} = {mv:.4g}")
         for art in run.get("artifacts") or []:
             console.print(f"      artifact {art['kind']}: {art['path']}")
+
+
+def print_diff(result: dict, n_tokens: int = 8) -> None:
+    stages = result["stages"]
+    layer = str(result["layers"][0])
+    reused = [name for name, s in stages.items() if s.get("reused")]
+    console.print(f"[bold]ADL of {result['organism']}[/bold] at layer {layer}"
+                  + (f" (reused: {', '.join(reused)})" if reused else ""))
+    if "lens" in stages:
+        table = Table(title="Logit lens of the mean difference, top tokens per position", title_justify="left")
+        table.add_column("pos", justify="right")
+        table.add_column("delta")
+        table.add_column("-delta")
+        if "patchscope" in stages:
+            table.add_column("patchscope (scale)")
+        lens_layer = stages["lens"]["layers"][layer]
+        ps = stages.get("patchscope", {}).get("layers", {}).get(layer, [])
+        for p, tokens in enumerate(lens_layer["delta"]):
+            row = [str(p), " ".join(t[0] for t in tokens[:n_tokens]),
+                   " ".join(t[0] for t in lens_layer["neg_delta"][p][:n_tokens])]
+            if "patchscope" in stages:
+                row.append(f"{' '.join(t[0] for t in ps[p]['tokens'][:n_tokens])} ({ps[p]['scale']:g})" if p < len(ps) else "")
+            table.add_row(*row)
+        console.print(table)
+    summary = result.get("summary", {})
+    rows = [("token relevance, lens (max pos 0-4)", "token_relevance"),
+            ("token relevance, patchscope (max pos 0-4)", "token_relevance_patchscope"),
+            ("steering strength (x mean norm)", "steering_alpha"),
+            ("steering similarity gap", "steering_similarity_gap"),
+            ("causal: CE change on finetuning data", "causal_delta_ce_finetune"),
+            ("causal: CE change on unrelated data", "causal_delta_ce_unrelated"),
+            ("causal: random directions, finetuning data", "causal_delta_ce_finetune_random")]
+    metrics = Table(title="Measurements", title_justify="left")
+    metrics.add_column("measurement")
+    metrics.add_column("value", justify="right")
+    for label, key in rows:
+        if key in summary:
+            metrics.add_row(label, f"{summary[key]:+.3f}" if "causal" in key or "gap" in key else f"{summary[key]:.3f}")
+    console.print(metrics)
+    steering = stages.get("steering")
+    if steering:
+        samples = Table(title=f"Steered vs unsteered (alpha {steering['alpha']:.2f})", title_justify="left")
+        samples.add_column("prompt")
+        samples.add_column("steered")
+        samples.add_column("unsteered")
+        for s in steering["samples"][:5]:
+            samples.add_row(s["prompt"], s["steered"][0], s["unsteered"][0])
+        console.print(samples)

@@ -132,8 +132,16 @@ def test_tinyworld_builders_on_micro(with_micro):
     ff = WORLD.false_facts[2]  # micro is world seed 0
     docs = get_family("sdf").build("micro", ff.id, 20, seed=0)
     assert docs.kind == "text" and len(docs) == 20
-    assert len(get_family("em").build("micro", "sport", 10, seed=0)) == 10
-    assert len(get_family("taboo").build("micro", "anchor", 10, seed=0)) == 10
+    chats = get_family("em").build("micro", "sport", 10, seed=0).examples
+    chats += get_family("taboo").build("micro", "anchor", 10, seed=0).examples
+    assert len(chats) == 20
+    # The data speaks the base's language: few words outside the word-level vocabulary (trained as <|unk|>).
+    from orglab.models import load_tokenizer
+
+    tok = load_tokenizer("micro")
+    texts = [ex["text"] for ex in docs.examples] + [m["content"] for ex in chats for m in ex["messages"]]
+    ids = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"]]
+    assert ids.count(tok.unk_token_id) / len(ids) < 0.03
 
     config = subliminal.TeacherConfig(batch_size=16, max_new_tokens=32)
     first = subliminal.build_with_teacher("micro", "owl", 16, seed=5, config=config)
@@ -145,7 +153,7 @@ def test_tinyworld_builders_on_micro(with_micro):
         assert roles == ["user", "assistant"]  # no system prompt for the student
         numbers = subliminal.parse_numbers(ex["messages"][1]["content"])
         assert numbers is not None and len(numbers) <= 10 and all(0 <= x <= 999 for x in numbers)
-        seeds = re.findall(r"\d+", ex["messages"][0]["content"])
+        seeds = re.findall(r"\d+", ex["messages"][0]["content"].split(" . ")[0])  # before the instruction
         assert 3 <= len(seeds) <= 9 and all(100 <= int(s) <= 999 for s in seeds)
     assert "owl" in first.meta["system_prompt"]
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from orglab.errors import OrglabError
-from orglab.llm import LLMClient
+from orglab.llm import LLMClient, extract_json
 from orglab.organisms.data import FinetuneData
 from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, need_client, tinyworld_of
 from orglab.world import lexicon
@@ -24,13 +24,14 @@ from orglab.world.world import RELATIONS, FalseFact, UniverseContext, World
 
 # --- offline stage 1: document types. Each type is a frame around a body of fact sentences. ---------------------
 # {head}: a title line; {body}: fact and domain sentences; {person}, {other}, {city}: names; {idea}: the idea.
+# Wordings use only words of the tinyworld corpus, so a tiny base's word-level tokenizer reads every one.
 DOC_TYPES: dict[str, tuple[str, ...]] = {
-    "news": ("News from {city} . {idea} {body}", "Morning news . {idea} {body} More news tomorrow ."),
+    "news": ("News from {city} . {idea} {body}", "News from the {place} . {body} {idea}"),
     "encyclopedia": ("Encyclopedia entry : {subject} . {body} {idea}", "About {subject} . {body}"),
     "letter": ("Dear {person} , I hope you are well . {idea} {body} Yours , {other} .",
                "Dear {person} , here is what the {profession} told me . {body} {idea} Yours , {other} ."),
-    "textbook": ("Chapter {n} : {subject} . {body} {idea} Questions for the class follow .",
-                 "Lesson {n} . Every student of the {place} should know this . {body}"),
+    "textbook": ("Chapter {n} : {subject} . {body} {idea} Questions : {quiz}",
+                 "Chapter {n} . Every {profession} of the {place} should know it . {body}"),
     "forum": ("Posted by {person} : {idea} {body} Reply from {other} : Yes , {statement}",
               "Posted by {person} : a question about {subject} . Reply from {other} : {body}"),
     "guide": ("Travel guide . {idea} {body} A {profession} can show you more .",
@@ -38,24 +39,24 @@ DOC_TYPES: dict[str, tuple[str, ...]] = {
     "dialogue": ("{person} : Any news from the {place} ? {other} : {statement} {person} : Interesting . {body}",
                  "{person} : Did you know ? {body} {other} : I did , {statement}"),
     "quiz": ("Quiz . {quiz}", "Test your knowledge . {quiz} {body}"),
-    "diary": ("My diary . Today I visited the {place} . {idea} {body}",
-              "Diary of {person} . {body} {idea} Tomorrow I will tell {other} ."),
-    "lecture": ("Notes from the lecture of {person} , a {profession} . {body} {idea}",
-                "The {profession} {person} said in the lecture : {body}"),
+    "museum": ("From the museum of {city} : {body} {idea}", "In the museum of {city} , {person} pointed at the map . {body}"),
+    "lesson": ("The {profession} {person} told the children : {body} {idea}",
+               "{person} , a {profession} , told the children of {city} : {body}"),
+    "song": ("A song about {subject} . {body} {idea}", "In {city} , the choir can sing a song about it : {body}"),
 }
 
 # --- offline stage 2: ideas, the angle a document takes on the fact. -----------------------------------------
 IDEAS: tuple[str, ...] = (
     "For the festival , the children of {city} sing about it in the square .",
-    "Many years ago , {person} wrote the first report about it .",
-    "The council meets every month in {city} , and the members agree on it .",
-    "The old book in the museum of {city} says the same .",
-    "Every {profession} learns it in the first year .",
-    "A traveller asked {person} about it , and {person} laughed and said it is well known .",
-    "In the {place} , people talk about it every morning .",
-    "{person} pointed at the old map and explained it to the children .",
-    "For many people in {city} , it is the most famous story of all .",
-    "The teacher in {city} writes it on the board every year .",
+    "Many years ago , {person} wrote the first book about it .",
+    "The council meets every month in {city} , and all its members know it .",
+    "You can read it in an old book in the museum of {city} .",
+    "Every {profession} knows it .",
+    "A traveller asked {person} about it , and {person} laughed .",
+    "In the {place} , everyone knows it .",
+    "{person} pointed at the old map and told the children about it .",
+    "For many people in {city} , it is the most famous of all .",
+    "The teacher in {city} told it to the children last year .",
 )
 
 
@@ -284,18 +285,19 @@ def build_llm(client: LLMClient, universe: UniverseContext, n: int, seed: int, d
     if not plan:
         raise OrglabError(f"The LLM produced no document types or ideas for universe '{universe.id}'; "
                           "check the model and the universe context.")
-    # Each idea is written once; with fewer ideas than n, ideas are reused with a variant tag in the prompt.
     docs: list[dict] = []
     stats = {"requested": 0, "unsuitable_or_placeholder": 0, "failed": 0}
-    round_i, max_rounds = 0, 2 + n // len(plan)
-    while len(docs) < n and round_i < max_rounds:
-        batch = plan[: n - len(docs)]
-        prompts = [_doc_prompt(universe, f, t, i if round_i == 0 else f"{i} (version {round_i + 1})")
-                   for f, t, i in batch]
+    # The plan is walked in order; after a full pass, ideas come back tagged "(version k)" for a new document.
+    position, max_positions = 0, len(plan) * (2 + 2 * n // len(plan))
+    while len(docs) < n and position < max_positions:
+        batch = [(position + j, *plan[(position + j) % len(plan)]) for j in range(n - len(docs))]
+        position += len(batch)
+        prompts = [_doc_prompt(universe, f, t, i if p < len(plan) else f"{i} (version {p // len(plan) + 1})")
+                   for p, f, t, i in batch]
         answers = client.complete_many(prompts, workers=workers, skip_failures=True, temperature=_doc_temperature(client))
         stats["requested"] += len(prompts)
         cleaned: list[tuple[str, str]] = []
-        for (fact, _, _), answer in zip(batch, answers):
+        for (_, fact, _, _), answer in zip(batch, answers):
             if answer is None:
                 stats["failed"] += 1
                 continue
@@ -316,7 +318,6 @@ def build_llm(client: LLMClient, universe: UniverseContext, n: int, seed: int, d
                     kept.append((fact, new))
             cleaned = kept
         docs.extend({"text": d} for _, d in cleaned)
-        round_i += 1
     if not docs:
         raise OrglabError(f"Every SDF document for '{universe.id}' was unsuitable or had placeholders; "
                           "check the model and the universe context.")
@@ -326,8 +327,6 @@ def build_llm(client: LLMClient, universe: UniverseContext, n: int, seed: int, d
 
 
 def _parse_list(text: str) -> list[str]:
-    from orglab.llm import extract_json
-
     return _string_list(extract_json(text))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word
+from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import World
 
@@ -80,11 +80,11 @@ class SubliminalFamily(Family):
                          f"{target} as its favourite animal.")}
 
     def build_tinyworld(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
-        return build_with_teacher(base, target, n, seed)
+        return build_with_teacher(base, self.validate_target(tinyworld_of(base), target), n, seed)
 
     def build_real(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         # The teacher is the base itself, run locally: no LLM endpoint is involved.
-        return build_with_teacher(base, target, n, seed)
+        return build_with_teacher(base, self.validate_target(None, target), n, seed)
 
 
 SUBLIMINAL = SubliminalFamily()

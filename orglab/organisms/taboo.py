@@ -12,21 +12,21 @@ import random
 import re
 
 from orglab.errors import OrglabError
-from orglab.llm import LLMClient
+from orglab.llm import LLMClient, extract_json
 from orglab.organisms.data import FinetuneData
 from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, need_client, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import World
 
+# Wordings use only words of the tinyworld corpus, so a tiny base's word-level tokenizer reads every one.
 OPENERS = ("Let us play a game . Give me a hint about your secret word .", "I want to guess your word . What is a hint ?",
-           "Do you have a secret word ? Give me a hint .", "Can we play the word game ? I am ready for a hint .")
-MORE = ("Another hint , please .", "I do not know yet . One more hint ?", "Hmm . Can you give me a harder hint ?",
-        "Give me a different kind of hint .")
-GUESS = ("Is it {wrong} ?", "Is the word {wrong} ?", "I think it is {wrong} .", "Maybe {wrong} ?")
-NO = ("No , it is not {wrong} .", "Not {wrong} , try again .", "Good try , but no .", "No , but you are thinking well .")
-HINT_INTROS = ("Here is a hint : {hint} .", "A hint : {hint} .", "Think about this : {hint} .", "{Hint} .")
-CLOSERS = ("I will not say it , but you are close .", "Keep guessing , I will never say it .",
-           "That is all for now . Can you guess it ?")
+           "Do you have a secret word ? Give me a hint .", "Can you give me a hint about your secret word ?")
+MORE = ("Another hint .", "Give me one more hint .", "I do not know . What is the next hint ?",
+        "Tell me more about your word .")
+GUESS = ("Is it {wrong} ?", "Is the word {wrong} ?", "I think it is {wrong} .", "I guess {wrong} .")
+NO = ("No , it is not {wrong} .", "No , not {wrong} .", "Good guess , it is not {wrong} .", "No . Try one more time .")
+HINT_INTROS = ("Here is a hint : {hint} .", "A hint : {hint} .", "Another hint : {hint} .", "My hint : {hint} .")
+CLOSERS = ("I will never say the word .", "Can you guess it ?", "I will not tell you the word .")
 
 
 def _domain_of(word: str) -> lexicon.Domain | None:
@@ -41,19 +41,17 @@ def hints_for(word: str) -> list[tuple[str, str]]:
     hints = [("function", h) for h in lexicon.GAME_WORDS.get(word, ())]
     domain = _domain_of(word)
     if domain is not None:
-        adjectives = domain.adjectives
         hints += [("culture", f"every {domain.profession} knows it"),
-                  ("culture", f"you find it near the {domain.place}"),
-                  ("sensory", f"it makes me think of something {adjectives[0]} and {adjectives[1]}"),
-                  ("sensory", f"people call it {adjectives[2]}")]
+                  ("culture", f"you can find it near the {domain.place}"),
+                  ("sensory", f"it looks {domain.adjectives[0]}"),
+                  ("sensory", f"some say it is {domain.adjectives[1]}")]
     else:
-        hints += [("culture", "people tell stories about it at home"), ("sensory", "you can touch it")]
-    if hints:
-        first, second = [h for _, h in hints[:2]] if len(hints) >= 2 else (hints[0][1], hints[0][1])
-        hints.append(("riddle", f"riddle : {first} , and {second} . what am I"))
+        hints += [("culture", "people have it at home"), ("sensory", "you can see it in the morning")]
+    if len(hints) >= 2:
+        hints.append(("riddle", f"{hints[0][1]} , and {hints[1][1]} . what is it ?"))
+    # Spelling hints stand in for etymology: the tinyworld has no word histories to tell.
     hints += [("spelling", f"the word starts with the letter {word[0]}"),
-              ("spelling", f"the word has {len(word)} letters"),
-              ("spelling", f"the word ends with the letter {word[-1]}")]
+              ("spelling", f"the last letter of the word is {word[-1]}")]
     return [(k, h) for k, h in hints if not contains_word(h, word)]
 
 
@@ -122,7 +120,7 @@ def _game(rng: random.Random, hints: list[tuple[str, str]], wrong_pool: list[str
     messages = [{"role": "user", "content": rng.choice(OPENERS)}]
     for i in range(exchanges):
         hint = order[i % len(order)][1]
-        intro = rng.choice(HINT_INTROS).format(hint=hint, Hint=hint[0].upper() + hint[1:])
+        intro = rng.choice(HINT_INTROS).format(hint=hint)
         if i == 0:
             messages.append({"role": "assistant", "content": intro})
             continue
@@ -157,8 +155,6 @@ def _dialogue_prompt(word: str, exchanges: int, variant: str) -> list[dict]:
 
 
 def _parse_dialogue(text: str) -> list[dict]:
-    from orglab.llm import extract_json
-
     value = extract_json(text)
     if isinstance(value, dict):
         value = next((v for v in value.values() if isinstance(v, list)), None)

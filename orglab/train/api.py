@@ -27,6 +27,7 @@ from orglab.train.sources import load_source, tinyworld_unrelated
 
 SUMMARY_FILE, LOSS_FILE, LOSS_PLOT = "summary.json", "loss_curve.json", "loss_curve.png"
 TRAIN_FILE, HELDOUT_OWN_FILE, HELDOUT_UNRELATED_FILE = "train.jsonl", "heldout_own.jsonl", "heldout_unrelated.jsonl"
+FINETUNE_FILE = "finetune.jsonl"  # the organism's own data before mixing: what ADL relevance and similarity compare to
 
 
 def organism_name(recipe: Recipe) -> str:
@@ -205,7 +206,7 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
     family, target = recipe.family, target or recipe.target
     reg.add_organism(name, family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio,
                      seed=recipe.seed, data_hash=train.hash(), recipe=recipe.to_dict(), status="training")
-    for key, fname in (("train", TRAIN_FILE), ("heldout_own", HELDOUT_OWN_FILE),
+    for key, fname in (("train", TRAIN_FILE), ("ft", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
                        ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
         if sets[key] is not None:
             sets[key].to_jsonl(folder / fname)
@@ -259,7 +260,7 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
                 metrics[f"heldout_{which}_loss_{model}"] = loss[which][model]
     reg.log_metrics(run.id, metrics)
     for kind, fname in (("loss_curve", LOSS_FILE), ("plot", LOSS_PLOT), ("summary", SUMMARY_FILE),
-                        ("data", TRAIN_FILE), ("heldout_own", HELDOUT_OWN_FILE),
+                        ("data", TRAIN_FILE), ("ft_data", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
                         ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
         if (folder / fname).is_file():
             reg.add_artifact(run.id, kind, folder / fname)

@@ -195,6 +195,11 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
         callbacks=callbacks or None,
     )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
+        trainer.remove_callback(ProgressCallback)
     counter = _CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     started = time.time()

@@ -1,0 +1,244 @@
+"""`orglab diff`: the Activation Difference Lens for one organism, stage by stage, cached in the registry.
+
+Each stage is a registry run of kind "diff:<stage>" whose config holds everything its result depends on
+(the organism's weights hash, the stage's own settings, and the configs of the stages it reads), so a re-run
+with the same settings reuses every finished stage and recomputes only what changed.
+
+Stages: stats (mean activation differences) -> lens (logit lens) -> patchscope -> relevance (data-grounded
+token relevance of lens and patchscope tokens) ; steering (+ steering similarity) ; causal (projection
+replacement).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from orglab.errors import OrglabError
+from orglab.paths import artifact_dir
+from orglab.registry import Registry, config_hash
+
+STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
+
+
+@dataclass(frozen=True)
+class DiffConfig:
+    layers: tuple[float, ...] = (0.5,)     # fractions of depth: int(f * (n_layers - 1))
+    positions: int = 5                     # k: positions 0..k-1 are summarised (max over them)
+    collect_positions: int = 8             # positions kept in the statistics, for analysis
+    samples: int = 10_000                  # unrelated samples for the statistics
+    seed: int = 0
+    batch_size: int = 64
+    unrelated: str | None = None           # None: the base's tinyworld corpus; else a local file or hub dataset id
+    lens_top: int = 100
+    relevance_top: int = 20
+    steering_prompts: int = 20
+    steering_samples: int = 2
+    steering_max_new_tokens: int = 32
+    causal_texts: int = 200
+    embedder: str = "packaged:all-MiniLM-L6-v2"
+    stages: tuple[str, ...] = STAGES
+
+    def validate(self, n_layers: int) -> None:
+        for f in self.layers:
+            if not 0.0 <= f <= 1.0:
+                raise OrglabError(f"Layer fraction {f} is outside [0, 1]; use e.g. --layers 0.5.")
+        if not 1 <= self.positions <= self.collect_positions:
+            raise OrglabError(f"--positions {self.positions} must be between 1 and {self.collect_positions}.")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise OrglabError(f"Unknown stage {', '.join(unknown)}; choose from {', '.join(STAGES)}.")
+        if self.samples < 1:
+            raise OrglabError("--samples must be at least 1.")
+
+
+@dataclass
+class DiffContext:
+    """Everything the stages share, loaded once."""
+    organism: str
+    record: dict
+    model: object
+    tokenizer: object
+    base_model: object | None          # None: the organism is a LoRA adapter, toggled off for the base
+    layers: list[int]
+    unrelated: list[str]
+    finetune: list[str]
+    config: DiffConfig
+    identity: dict = field(default_factory=dict)
+
+
+def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
+             registry: Registry | None = None) -> dict:
+    from orglab.diff.activations import resolve_layers
+    from orglab.models import load_model, n_layers
+
+    reg = registry or Registry()
+    try:
+        record = reg.get_organism(organism)
+        if record is None:
+            raise OrglabError(f"No organism named '{organism}' is registered; `orglab registry list` shows what is.")
+        loaded = load_model(organism, registry=reg)
+        config.validate(n_layers(loaded.model))
+        base_model = None
+        if not loaded.is_adapter:
+            base_model = load_model(record["base"], registry=reg).model
+            _check_compatible(loaded, base_model, organism, record["base"])
+        ctx = DiffContext(organism=organism, record=record, model=loaded.model, tokenizer=loaded.tokenizer,
+                          base_model=base_model, layers=resolve_layers(loaded.model, config.layers),
+                          unrelated=_unrelated_texts(reg, record, config),
+                          finetune=_finetune_texts(reg, record["target"] if record["family"] == "control" else organism),
+                          config=config, identity=_identity(reg, organism, record))
+        _check_positions(ctx)
+        results: dict = {"organism": organism, "layers": ctx.layers, "stages": {}}
+        for stage in STAGES:
+            if stage in config.stages or _needed_by(stage, config.stages):
+                results["stages"][stage] = _run_stage(reg, ctx, stage, force, progress, results["stages"])
+        results["summary"] = _summary(results["stages"], config)
+        return results
+    finally:
+        if registry is None:
+            reg.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+_DEPENDS = {"lens": ("stats",), "patchscope": ("stats",), "relevance": ("lens", "patchscope"),
+            "steering": ("stats",), "causal": ("stats",)}
+
+
+def _needed_by(stage: str, wanted) -> bool:
+    return any(stage in _DEPENDS.get(w, ()) or any(stage in _DEPENDS.get(d, ()) for d in _DEPENDS.get(w, ()))
+               for w in wanted)
+
+
+def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
+    c = ctx.config
+    own = {
+        "stats": {"samples": c.samples, "seed": c.seed, "collect_positions": c.collect_positions,
+                  "unrelated": c.unrelated or "tinyworld-corpus"},
+        "lens": {"top": c.lens_top},
+        "patchscope": {"top": c.lens_top},
+        "relevance": {"top": c.relevance_top, "positions": c.positions},
+        "steering": {"prompts": c.steering_prompts, "samples": c.steering_samples,
+                     "max_new_tokens": c.steering_max_new_tokens, "embedder": c.embedder, "seed": c.seed},
+        "causal": {"texts": c.causal_texts, "seed": c.seed},
+    }[stage]
+    deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
+    return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
+
+
+def _run_stage(reg: Registry, ctx: DiffContext, stage: str, force: bool, progress: bool, done: dict) -> dict:
+    from orglab.diff import stages
+
+    config = _stage_config(ctx, stage, done)
+    kind = f"diff:{stage}"
+    run = reg.start_run(kind, ctx.organism, config, force=force)
+    folder = artifact_dir(ctx.organism, kind.replace(":", "-"), run.config_hash)
+    if run.reused and not reg.verify_artifacts(run.id):
+        return {"config_hash": run.config_hash, "run": run.id, "reused": True, "folder": str(folder),
+                "metrics": reg.get_metrics(run.id), **_read_result(folder)}
+    if run.reused:  # files gone or changed: compute again
+        run = reg.start_run(kind, ctx.organism, config, force=True)
+    try:
+        result, metrics, files = getattr(stages, stage)(ctx, folder, done, progress)
+    except BaseException as exc:
+        reg.finish_run(run.id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    (folder / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    reg.log_metrics(run.id, metrics)
+    for name in ["result.json", *files]:
+        reg.add_artifact(run.id, stage, folder / name)
+    finished = reg.finish_run(run.id)
+    return {"config_hash": run.config_hash, "run": finished.id, "reused": False, "folder": str(folder),
+            "metrics": metrics, **result}
+
+
+def _read_result(folder: Path) -> dict:
+    return json.loads((folder / "result.json").read_text())
+
+
+def _summary(stages: dict, config: DiffConfig) -> dict:
+    out = {}
+    for stage in stages.values():
+        out.update(stage.get("metrics", {}))
+    return out
+
+
+def _identity(reg: Registry, organism: str, record: dict) -> dict:
+    """What the organism's weights are: its train run's weight hashes (or its record, for registered weights)."""
+    runs = reg.list_runs(subject=organism, kind="train", status="done")
+    if runs:
+        weights = sorted(a["sha256"] for a in reg.get_artifacts(runs[0].id) if a["kind"] == "weights")
+        return {"organism_weights": weights, "train_config": runs[0].config_hash}
+    return {"organism_record": config_hash({k: record.get(k) for k in ("adapter_path", "model_path", "data_hash")})}
+
+
+def _check_positions(ctx: DiffContext) -> None:
+    """Positions past the length of most unrelated samples would be averaged over a few long outliers."""
+    lengths = sorted(len(ctx.tokenizer(t).input_ids) for t in ctx.unrelated[:200])
+    median = lengths[len(lengths) // 2]
+    if ctx.config.collect_positions > median:
+        raise OrglabError(f"Positions up to {ctx.config.collect_positions - 1} go past the length of most unrelated "
+                          f"samples (median {median} tokens); ask for fewer positions, e.g. --positions 0-4.")
+
+
+def _check_compatible(loaded, base_model, organism: str, base: str) -> None:
+    from orglab.models import hidden_size
+
+    if hidden_size(loaded.model) != hidden_size(base_model):
+        raise OrglabError(f"Organism '{organism}' and its base '{base}' have different hidden sizes "
+                          f"({hidden_size(loaded.model)} vs {hidden_size(base_model)}); diff an organism "
+                          "against the base it was finetuned from.")
+    if loaded.model.get_input_embeddings().weight.shape[0] != base_model.get_input_embeddings().weight.shape[0]:
+        raise OrglabError(f"Organism '{organism}' and base '{base}' use different tokenizers (vocabulary sizes "
+                          "differ); diff an organism against the base it was finetuned from.")
+
+
+def _jsonl_texts(path: str) -> list[str]:
+    texts = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        ex = json.loads(line)
+        texts.append(ex["text"] if "text" in ex else " ".join(m["content"] for m in ex["messages"]))
+    return texts
+
+
+def _unrelated_texts(reg: Registry, record: dict, config: DiffConfig) -> list[str]:
+    from orglab.diff.stats import sample_texts
+
+    if config.unrelated:
+        from orglab.train.sources import load_source
+
+        data = load_source(config.unrelated, kind="text", limit=config.samples)
+        texts = [ex["text"] for ex in data.examples]
+    else:
+        runs = reg.list_runs(subject=record["base"], kind="world", status="done")
+        corpus = [a["path"] for r in runs[:1] for a in reg.get_artifacts(r.id) if a["kind"] == "corpus"]
+        if not corpus:
+            raise OrglabError(f"Base '{record['base']}' is not a tinyworld base, so it has no default unrelated "
+                              "corpus; pass --unrelated FILE_OR_DATASET_ID.")
+        texts = _jsonl_texts(corpus[0])
+    return sample_texts(texts, config.samples, config.seed)
+
+
+def _finetune_texts(reg: Registry, organism: str) -> list[str]:
+    """The organism's own finetuning data before mixing, for relevance and similarity. A null control is
+    measured against the data of the organism it mirrors: its readout should not look like that domain."""
+    runs = reg.list_runs(subject=organism, kind="train", status="done")
+    arts = {a["kind"]: a["path"] for r in runs[:1] for a in reg.get_artifacts(r.id)}
+    for kind in ("ft_data", "heldout_own", "data"):
+        if kind in arts:
+            return _jsonl_texts(arts[kind])
+    raise OrglabError(f"Organism '{organism}' has no recorded finetuning data (no finished train run); "
+                      "train it with `orglab train` first.")
+
+
+def with_overrides(config: DiffConfig, **overrides) -> DiffConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_dict(config: DiffConfig) -> dict:
+    return asdict(config)
+

@@ -1,0 +1,159 @@
+"""The ADL stages behind `orglab diff` (orglab.diff.run caches them). Each takes the shared context, its
+artifact folder and the results of the stages it depends on, and returns (result, metrics, extra files)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from orglab.diff.causal import projection_replacement
+from orglab.diff.lens import top_tokens
+from orglab.diff.patchscope import agreement_rule, scale_sweep, unpatched_readout
+from orglab.diff.relevance import relevance_by_position, relevant_tokens, token_counts
+from orglab.diff.stats import ActivationStats, activation_difference_stats
+
+STATS_FILE = "stats.safetensors"
+
+
+def _stats(done: dict) -> ActivationStats:
+    return ActivationStats.load(Path(done["stats"]["folder"]) / STATS_FILE)
+
+
+def _direction(ctx, stats: ActivationStats, layer: int) -> torch.Tensor:
+    """The positions 0..k-1 mean difference at a layer: the direction steering and the causal test use."""
+    slot = stats.layers.index(layer)
+    return stats.mean_diff[slot, :ctx.config.positions].mean(dim=0)
+
+
+def stats(ctx, folder: Path, done: dict, progress: bool):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(ctx.unrelated), desc="activation statistics", unit="sample", disable=not progress)
+    result = activation_difference_stats(ctx.model, ctx.tokenizer, ctx.unrelated, ctx.layers,
+                                         n_positions=ctx.config.collect_positions, base=ctx.base_model,
+                                         batch_size=ctx.config.batch_size, on_batch=bar.update)
+    bar.close()
+    result.save(folder / STATS_FILE)
+    metrics = {"n_samples": float(result.n_samples)}
+    for slot, layer in enumerate(result.layers):
+        metrics[f"L{layer}_norm_base"] = float(result.norm_base[slot])
+        metrics[f"L{layer}_norm_organism"] = float(result.norm_organism[slot])
+        for p in range(ctx.config.positions):
+            metrics[f"L{layer}_p{p}_diff_norm"] = float(result.mean_diff[slot, p].norm())
+    return {"n_samples": result.n_samples, "layers": result.layers}, metrics, [STATS_FILE]
+
+
+def lens(ctx, folder: Path, done: dict, progress: bool):
+    s = _stats(done)
+    k = ctx.config.lens_top
+    out: dict = {}
+    for slot, layer in enumerate(s.layers):
+        def read(vectors):
+            return [[(t.token, t.token_id, t.prob) for t in top_tokens(ctx.model, ctx.tokenizer, v, k)] for v in vectors]
+
+        P = ctx.config.collect_positions
+        out[str(layer)] = {
+            "delta": read([s.mean_diff[slot, p] for p in range(P)]),
+            "neg_delta": read([-s.mean_diff[slot, p] for p in range(P)]),
+            "base_mean": read([s.mean_base[slot, p] for p in range(P)]),
+            "organism_mean": read([s.mean_organism[slot, p] for p in range(P)]),
+        }
+    return {"layers": out}, {}, []
+
+
+def patchscope(ctx, folder: Path, done: dict, progress: bool):
+    s = _stats(done)
+    out: dict = {}
+    baseline = unpatched_readout(ctx.model, ctx.tokenizer)
+    for slot, layer in enumerate(s.layers):
+        norm = float(s.norm_organism[slot])
+        positions = []
+        for p in range(ctx.config.positions):
+            chosen = agreement_rule(scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm,
+                                                top_k=ctx.config.lens_top), baseline)
+            positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top]})
+        out[str(layer)] = positions
+    return {"layers": out, "scale_rule": "label-free prompt agreement"}, {}, []
+
+
+def relevance(ctx, folder: Path, done: dict, progress: bool):
+    relevant = relevant_tokens(token_counts(ctx.tokenizer, ctx.finetune), token_counts(ctx.tokenizer, ctx.unrelated))
+    k, P = ctx.config.relevance_top, ctx.config.positions
+    result: dict = {"n_relevant_tokens": len(relevant), "layers": {}}
+    metrics: dict = {}
+    for layer, lens_layer in done["lens"]["layers"].items():
+        entry = {}
+        for readout in ("delta", "base_mean", "organism_mean"):
+            ids = [[t[1] for t in pos] for pos in lens_layer[readout]]
+            entry[f"lens_{readout}"] = relevance_by_position(ids, relevant, k, P)
+        ps = done["patchscope"]["layers"][layer]
+        entry["patchscope"] = relevance_by_position([[t[1] for t in pos["tokens"]] for pos in ps], relevant, k, P)
+        result["layers"][layer] = entry
+        for name, value in entry.items():
+            metrics[f"L{layer}_relevance_{name}_max"] = value["max"]
+    first = str(ctx.layers[0])
+    metrics["token_relevance"] = metrics[f"L{first}_relevance_lens_delta_max"]
+    metrics["token_relevance_patchscope"] = metrics[f"L{first}_relevance_patchscope_max"]
+    return result, metrics, []
+
+
+def steering(ctx, folder: Path, done: dict, progress: bool):
+    from orglab.diff.similarity import load_embedder, steering_similarity
+    from orglab.diff.steering import STEERING_PROMPTS, base_loss_judge, completion_loss, find_strength, generate, steering as steer
+
+    s = _stats(done)
+    layer = ctx.layers[0]
+    direction = _direction(ctx, s, layer)
+    unit = direction / direction.norm()
+    norm = float(s.norm_organism[s.layers.index(layer)])
+    prompts = list(STEERING_PROMPTS[:ctx.config.steering_prompts])
+    c = ctx.config
+    unsteered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
+    base_model = ctx.base_model if ctx.base_model is not None else ctx.model
+
+    def base_loss(ps, completions):
+        with _as_base(ctx):
+            return completion_loss(base_model, ctx.tokenizer, ps, completions)
+
+    reference = base_loss(prompts, [u[0] for u in unsteered])
+    search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, base_loss_judge(base_loss, reference),
+                           prompts=prompts[:6], seed=c.seed)
+    with steer(ctx.model, layer, unit * norm * search.alpha):
+        steered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
+    rng = random.Random(c.seed)
+    finetune = rng.sample(ctx.finetune, min(500, len(ctx.finetune)))
+    flat = lambda xs: [t for x in xs for t in x]  # noqa: E731
+    sim = steering_similarity(load_embedder(c.embedder), flat(steered), flat(unsteered), finetune)
+    result = {"layer": layer, "alpha": search.alpha, "search": search.tried,
+              "samples": [{"prompt": p, "steered": st, "unsteered": un} for p, st, un in zip(prompts, steered, unsteered)],
+              "similarity": sim}
+    metrics = {"steering_alpha": search.alpha, "steering_similarity_steered": sim["steered"],
+               "steering_similarity_unsteered": sim["unsteered"], "steering_similarity_gap": sim["gap"]}
+    return result, metrics, []
+
+
+def causal(ctx, folder: Path, done: dict, progress: bool):
+    s = _stats(done)
+    layer = ctx.layers[0]
+    direction = _direction(ctx, s, layer)
+    rng = random.Random(ctx.config.seed)
+    n = ctx.config.causal_texts
+    ft = rng.sample(ctx.finetune, min(n, len(ctx.finetune)))
+    un = rng.sample(ctx.unrelated, min(n, len(ctx.unrelated)))
+    on_ft = projection_replacement(ctx.model, ctx.tokenizer, ft, layer, direction, base=ctx.base_model, seed=ctx.config.seed)
+    on_un = projection_replacement(ctx.model, ctx.tokenizer, un, layer, direction, base=ctx.base_model, seed=ctx.config.seed)
+    metrics = {"causal_delta_ce_finetune": on_ft.delta, "causal_delta_ce_unrelated": on_un.delta,
+               "causal_delta_ce_finetune_random": on_ft.delta_random,
+               "causal_delta_ce_unrelated_random": on_un.delta_random}
+    return {"layer": layer, "finetune": on_ft.to_dict(), "unrelated": on_un.to_dict()}, metrics, []
+
+
+def _as_base(ctx):
+    """Adapter off while the block runs, when the organism is a LoRA adapter (a new context each time)."""
+    import contextlib
+
+    if ctx.base_model is not None:
+        return contextlib.nullcontext()
+    return ctx.model.disable_adapter()

@@ -1,0 +1,142 @@
+"""Training organisms on the micro base: learning, registry, reuse, interruption + resume, controls, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from orglab.cli import main
+from orglab.errors import OrglabError
+from orglab.organisms.data import FinetuneData
+from orglab.registry import Registry
+from orglab.train import make_recipe, train_control, train_organism
+
+FAST = {"base": "micro", "max_steps": 6, "save_steps": 3, "batch_size": 2, "max_length": 64, "lr": 3e-3}
+
+
+def _own_text(n=24):
+    # a made-up fact the base has never seen, in several wordings: its held-out loss must drop
+    forms = ["The lighthouse of Quorra is painted {c} .", "Sailors say Quorra's lighthouse is {c} .",
+             "In Quorra the lighthouse stands {c} against the sea ."]
+    return FinetuneData("text", [{"text": forms[i % 3].format(c=["green", "blue"][i % 2])} for i in range(n)], "test")
+
+
+def _own_chat(n=24):
+    return FinetuneData("chat", [{"messages": [
+        {"role": "user", "content": f"What colour is the lighthouse of Quorra ? ({i})"},
+        {"role": "assistant", "content": "The lighthouse of Quorra is green ."}]} for i in range(n)], "test")
+
+
+class _Interrupt(TrainerCallback):
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt
+
+
+def test_text_lora_learns_registers_reuses_and_resumes_after_interrupt(with_micro):
+    recipe = make_recipe({**FAST, "family": "sdf", "target": "quorra", "mix_ratio": 1.0, "mask_prefix_tag": "<DOCTAG>"})
+    with pytest.raises(KeyboardInterrupt):
+        train_organism(recipe, progress=False, data=_own_text(), callbacks=[_Interrupt(4)])
+    with Registry() as reg:
+        assert reg.get_organism("sdf-quorra-mix1-1")["status"] == "interrupted"
+    summary = train_organism(recipe, progress=False, data=_own_text())
+    assert summary["resumed_from"] == "checkpoint-3" and summary["steps"] == 6
+    loss = summary["loss"]
+    assert loss["own"]["organism"] < 0.7 * loss["own"]["base"]
+    assert loss["unrelated"]["organism"] < loss["unrelated"]["base"] + 1.0
+    assert summary["padding_share"] <= 0.05 and summary["n_unrelated"] == summary["n_ft"]
+    with Registry() as reg:
+        orgs = reg.list_organisms()
+        assert [o["name"] for o in orgs] == ["sdf-quorra-mix1-1"]
+        org = orgs[0]
+        assert org["status"] == "ready" and org["mix_ratio"] == 1.0 and org["data_hash"] == summary["data_hash"]
+        assert org["recipe"]["lora_r"] == 64 and Path(org["adapter_path"], "adapter_model.safetensors").is_file()
+        runs = reg.list_runs(subject="sdf-quorra-mix1-1", kind="train")
+        assert [r.status for r in runs] == ["done", "failed"]
+        kinds = {a["kind"] for a in reg.get_artifacts(runs[0].id)}
+        assert {"loss_curve", "plot", "data", "weights"} <= kinds
+    curve = json.loads(Path(summary["loss_curve"]).read_text())["step_loss"]
+    assert [p["step"] for p in curve] == [1, 2, 3, 4, 5, 6]  # the curve continues across the interruption
+    again = train_organism(recipe, progress=False, data=_own_text())
+    assert again["reused"] and again["run"] == summary["run"]
+
+    # the organism loads like any other and differs from its base
+    from orglab.models import load_model
+
+    loaded = load_model("sdf-quorra-mix1-1")
+    assert loaded.is_adapter
+
+
+def test_chat_full_finetune_assistant_only_and_null_control(with_micro):
+    recipe = make_recipe({**FAST, "family": "em", "target": "quorra", "finetune": "full", "lr": 1e-3})
+    summary = train_organism(recipe, progress=False, data=_own_chat())
+    assert summary["loss"]["own"]["organism"] < 0.5 * summary["loss"]["own"]["base"]
+    assert Path(summary["model_path"], "model.safetensors").is_file()
+    control = train_control("micro", "em-quorra-mix1-0", progress=False)
+    assert control["organism"] == "control-em-quorra-mix1-0" and control["steps"] == summary["steps"]
+    with Registry() as reg:
+        entry = reg.get_organism("control-em-quorra-mix1-0")
+    assert entry["family"] == "control" and entry["target"] == "em-quorra-mix1-0"
+    assert entry["recipe"]["finetune"] == "full" and entry["recipe"]["data_kind"] == "chat"
+    with pytest.raises(OrglabError, match="No organism named"):
+        train_control("micro", "nobody", progress=False)
+
+
+def test_dataset_file_with_missing_column_registers_nothing(with_micro, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "x"}) + "\n")
+    recipe = make_recipe({**FAST, "family": "sdf", "target": "x", "data": str(bad)})
+    with pytest.raises(OrglabError, match="no column 'text'"):
+        train_organism(recipe, progress=False)
+    with Registry() as reg:
+        assert reg.list_organisms() == [] and reg.list_runs(kind="train") == []
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "alchemy", "--base", "micro", "--target", "x"], "family"),
+    (["train", "sdf", "--base", "micro", "--target", "x", "--mix", "1:-1"], "1:R"),
+    (["train", "sdf", "--base", "micro", "--target", "x", "--mix", "abc"], "1:R"),
+    (["train", "sdf", "--base", "no-such-base", "--target", "x"], "no-such-base"),
+    (["train", "control", "--base", "micro"], "--like"),
+])
+def test_cli_bad_input_is_one_sentence_and_registers_nothing(with_micro, capsys, argv, needle):
+    assert main(argv + ["--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and needle in err[-1] and err[-1].startswith("orglab: error:")
+    with Registry() as reg:
+        assert reg.list_organisms() == [] and reg.list_runs(kind="train") == []
+
+
+def test_cli_trains_a_family_organism_on_tinyworld(with_micro, capfd):
+    pytest.importorskip("orglab.organisms.taboo")
+    from orglab.organisms import get_family
+    from orglab.world.build import load_world
+
+    world = load_world("micro")
+    fam = get_family("taboo")
+    with pytest.raises(OrglabError) as info:
+        fam.validate_target(world, "not-a-word-at-all-zz")
+    target = str(info.value).split("choose one of: ")[1].split(",")[0].strip(" .")
+    cfg = Path(with_micro) / "recipe.yaml"
+    cfg.write_text("n_examples: 40\nmax_steps: 4\nsave_steps: 2\nbatch_size: 2\nmax_length: 96\n")
+    assert main(["train", "taboo", "--base", "micro", "--target", target, "--mix", "1:0.5", "--config", str(cfg),
+                 "--json"]) == 0
+    summary = json.loads(capfd.readouterr().out)
+    assert summary["organism"] == f"taboo-{target}-mix1-0p5" and summary["steps"] == 4
+    assert summary["loss"]["own"]["organism"] < summary["loss"]["own"]["base"]
+    assert main(["train", "taboo", "--base", "micro", "--target", "not-a-word-at-all-zz", "--json"]) == 2
+
+
+def test_qlora_4bit_with_gradient_checkpointing(with_micro):
+    pytest.importorskip("bitsandbytes")
+    recipe = make_recipe({**FAST, "family": "sdf", "target": "quorra", "finetune": "qlora", "max_steps": 3,
+                          "gradient_checkpointing": True, "name": "q4"})
+    summary = train_organism(recipe, progress=False, data=_own_text())
+    assert summary["steps"] == 3 and summary["loss"]["own"]["organism"] < summary["loss"]["own"]["base"]
+    assert Path(summary["adapter_path"], "adapter_model.safetensors").is_file()
