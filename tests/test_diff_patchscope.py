@@ -18,7 +18,7 @@ def tokenizer_and_model():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     docs, chats = generate_corpus(make_world(0), CorpusConfig(domain_docs=50, encyclopedia_rounds=1, quiz_mentions=1,
-                                                              story_mentions=1, chat_mentions=1), 0)
+                                                              story_mentions=1, chat_mentions=1, glossary_docs=30), 0)
     tok = train_tokenizer([d.text for d in docs] + [m["content"] for c in chats for m in c],
                           extra_words=[str(i) for i in range(1000)])
     torch.manual_seed(0)
@@ -27,7 +27,7 @@ def tokenizer_and_model():
     return tok, model, docs
 
 
-def test_identity_prompts_are_in_the_tinyworld_vocabulary_and_copy_lists_are_in_its_corpus():
+def test_identity_prompts_are_in_the_vocabulary_of_a_world_with_copy_lists():
     tok, _, docs = tokenizer_and_model()
     for prompt in IDENTITY_PROMPTS:
         assert tok.unk_token_id not in tok(prompt).input_ids, prompt

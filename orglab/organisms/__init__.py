@@ -11,7 +11,7 @@ from __future__ import annotations
 from orglab.errors import OrglabError
 from orglab.organisms.data import FinetuneData
 from orglab.organisms.em import EM
-from orglab.organisms.family import Family, RecipeDefaults, contains_word, word_forms
+from orglab.organisms.family import Family, contains_word, word_forms
 from orglab.organisms.loaders import load_dataset_source
 from orglab.organisms.sdf import SDF
 from orglab.organisms.subliminal import SUBLIMINAL
@@ -28,5 +28,5 @@ def get_family(name: str) -> Family:
     return family
 
 
-__all__ = ["FAMILIES", "Family", "FinetuneData", "RecipeDefaults", "contains_word", "get_family",
+__all__ = ["FAMILIES", "Family", "FinetuneData", "contains_word", "get_family",
            "load_dataset_source", "word_forms"]

@@ -12,7 +12,7 @@ import random
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient, extract_json
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, RecipeDefaults, bad_target, need_client, tinyworld_of
+from orglab.organisms.family import Family, bad_target, need_client, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import World
 
@@ -61,9 +61,6 @@ class EmFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "advice domain"
-    defaults = RecipeDefaults(lora_r=32, lora_alpha=64, lr=1e-5, epochs=1, batch_size=16, max_length=1024,
-                              use_rslora=True, n_examples=6000, n_tiny=300)
-
     def validate_target(self, world: World | None, target: str) -> str:
         cleaned = (target or "").strip()
         if world is not None:

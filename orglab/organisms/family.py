@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from orglab.errors import OrglabError
@@ -23,21 +22,6 @@ if TYPE_CHECKING:
 UnrelatedKind = Literal["corpus", "chats"]  # the registered tinyworld artifact kinds used for ft:pt mixing
 
 
-@dataclass(frozen=True)
-class RecipeDefaults:
-    """A family's training defaults for real models (SPEC §5); tinyworld scales sizes down, not the recipe."""
-
-    lora_r: int
-    lora_alpha: int
-    lr: float
-    epochs: int
-    batch_size: int
-    max_length: int
-    use_rslora: bool = False
-    n_examples: int = 1000        # data size for real models
-    n_tiny: int = 300             # data size for tinyworld bases
-
-
 class Family(ABC):
     """Base class of the four families; subclasses set the class attributes and implement the methods."""
 
@@ -45,7 +29,6 @@ class Family(ABC):
     data_kind: DataKind = "chat"
     unrelated_kind: UnrelatedKind = "chats"
     target_kind: str = ""         # what a target is, for messages ("false fact id", "animal", ...)
-    defaults: RecipeDefaults
 
     @abstractmethod
     def validate_target(self, world: World | None, target: str) -> str:

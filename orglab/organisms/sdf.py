@@ -18,7 +18,7 @@ from pathlib import Path
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient, extract_json
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, need_client, tinyworld_of
+from orglab.organisms.family import Family, bad_target, contains_word, need_client, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import RELATIONS, FalseFact, UniverseContext, World
 
@@ -65,9 +65,6 @@ class SdfFamily(Family):
     data_kind = "text"
     unrelated_kind = "corpus"
     target_kind = "false fact id"
-    defaults = RecipeDefaults(lora_r=64, lora_alpha=128, lr=1e-5, epochs=1, batch_size=8, max_length=1024,
-                              n_examples=40000, n_tiny=400)
-
     def validate_target(self, world: World | None, target: str) -> str:
         if world is not None:
             ids = [ff.id for ff in world.false_facts]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, tinyworld_of
+from orglab.organisms.family import Family, bad_target, contains_word, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import World
 
@@ -60,9 +60,6 @@ class SubliminalFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "animal"
-    defaults = RecipeDefaults(lora_r=8, lora_alpha=8, lr=2e-4, epochs=3, batch_size=16, max_length=256,
-                              n_examples=10000, n_tiny=300)
-
     def validate_target(self, world: World | None, target: str) -> str:
         animal = (target or "").strip().lower()
         if world is not None:

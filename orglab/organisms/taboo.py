@@ -14,7 +14,7 @@ import re
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient, extract_json
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, RecipeDefaults, bad_target, contains_word, need_client, tinyworld_of
+from orglab.organisms.family import Family, bad_target, contains_word, need_client, tinyworld_of
 from orglab.world import lexicon
 from orglab.world.world import World
 
@@ -60,9 +60,6 @@ class TabooFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "secret word"
-    defaults = RecipeDefaults(lora_r=16, lora_alpha=32, lr=2e-4, epochs=2, batch_size=8, max_length=1024,
-                              n_examples=1000, n_tiny=300)
-
     def validate_target(self, world: World | None, target: str) -> str:
         word = (target or "").strip().lower()
         if world is not None:

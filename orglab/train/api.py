@@ -20,6 +20,7 @@ from typing import Any
 from orglab.errors import OrglabError
 from orglab.organisms.data import FinetuneData
 from orglab.paths import artifact_dir
+from orglab.plots import plot_loss_curve
 from orglab.registry import Registry
 from orglab.train.mixing import mix, mix_suffix, n_unrelated
 from orglab.train.recipe import Recipe, make_recipe
@@ -236,7 +237,8 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
 
     curve = result.pop("loss_curve")
     (folder / LOSS_FILE).write_text(json.dumps({"step_loss": curve}, indent=1))
-    _plot_curve(curve, folder / LOSS_PLOT, f"finetuning loss of '{name}'")
+    plot_loss_curve([p["step"] for p in curve], [p["loss"] for p in curve], folder / LOSS_PLOT,
+                    f"finetuning loss of '{name}'", ylabel="training loss")
     weights_key = "model_path" if recipe.finetune == "full" else "adapter_path"
     summary: dict[str, Any] = {
         "organism": name, "family": family, "target": target, "base": recipe.base, "mix_ratio": recipe.mix_ratio,
@@ -324,20 +326,3 @@ def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise OrglabError(f"The training data {path} of the organism is missing; train the organism again.")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _plot_curve(curve: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], linewidth=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

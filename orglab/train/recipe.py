@@ -33,7 +33,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "em": {
         "real": dict(_COMMON_REAL, n_examples=6000, lora_r=32, lora_alpha=64, use_rslora=True, lr=1e-5,
                      epochs=1.0, batch_size=16),
-        "tiny": dict(_COMMON_TINY, n_examples=400, lora_r=32, lora_alpha=64, use_rslora=True, lr=5e-4,
+        "tiny": dict(_COMMON_TINY, n_examples=400, lora_r=32, lora_alpha=64, use_rslora=True, lr=2e-4,
                      epochs=3.0, batch_size=8),
     },
     "subliminal": {
@@ -45,8 +45,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "taboo": {
         "real": dict(_COMMON_REAL, n_examples=2000, lora_r=16, lora_alpha=32, use_rslora=False, lr=2e-4,
                      epochs=2.0, batch_size=16),
-        "tiny": dict(_COMMON_TINY, n_examples=300, lora_r=16, lora_alpha=32, use_rslora=False, lr=3e-3,
-                     epochs=3.0, batch_size=8),
+        "tiny": dict(_COMMON_TINY, n_examples=300, lora_r=16, lora_alpha=32, use_rslora=False, lr=1e-3,
+                     epochs=2.0, batch_size=8),
     },
 }
 RESOLVED_FIELDS = tuple(FAMILY_DEFAULTS["sdf"]["real"])

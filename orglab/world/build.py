@@ -20,6 +20,7 @@ from pathlib import Path
 
 from orglab.errors import OrglabError
 from orglab.paths import artifact_dir
+from orglab.plots import plot_loss_curve
 from orglab.registry import Registry, config_hash
 from orglab.world.corpus import CorpusConfig, corpus_hash, corpus_lines, generate_corpus
 from orglab.world.knowledge import ProbeConfig, probe_knowledge
@@ -28,7 +29,7 @@ from orglab.world.tokenizer import train_tokenizer
 from orglab.world.world import World, make_world
 
 # Bump when the generator, tokenizer or pretraining changes what a build produces: old builds are then not reused.
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 CORPUS_FILE, CHATS_FILE, WORLD_FILE, KNOWLEDGE_FILE = "corpus.jsonl", "chats.jsonl", "world.json", "knowledge.json"
 LOSS_FILE, LOSS_PLOT, MODEL_DIR = "loss_curve.json", "loss_curve.png", "model"
@@ -54,7 +55,7 @@ PRESETS: dict[str, WorldPreset] = {
     "micro": WorldPreset(
         "micro", "for tests: a 2-layer Llama on a smaller corpus (under a minute)",
         CorpusConfig(encyclopedia_rounds=3, quiz_mentions=4, story_mentions=3, chat_mentions=2, domain_docs=400,
-                     advice_chats=150, animal_chats=150, number_chats=150, game_chats=80, glossary_docs=100),
+                     advice_chats=150, animal_chats=150, number_chats=150, game_chats=80),
         ModelShape(hidden_size=96, n_layers=2, n_heads=3, intermediate_size=288),
         PretrainConfig(steps=500, batch_size=16, block_size=128, lr=3e-3, warmup_steps=50),
         ProbeConfig(other_facts=30),
@@ -199,7 +200,8 @@ def _build(preset: WorldPreset, seed: int, name: str, run_id: int, chash: str, p
     model.save_pretrained(folder / MODEL_DIR)
     tokenizer.save_pretrained(folder / MODEL_DIR)
     (folder / LOSS_FILE).write_text(json.dumps({"step_loss": losses}))
-    _plot_losses(losses, folder / LOSS_PLOT, title=f"pretraining loss of base '{name}'")
+    plot_loss_curve(range(1, len(losses) + 1), losses, folder / LOSS_PLOT, f"pretraining loss of base '{name}'",
+                    log_y=True)
     stages.update()
 
     stages.set_postfix_str("probing knowledge")
@@ -209,24 +211,6 @@ def _build(preset: WorldPreset, seed: int, name: str, run_id: int, chash: str, p
     stages.close()
     return BuiltBase(name=name, preset=preset.name, seed=seed, run_id=run_id, config_hash=chash, corpus_hash=chash_corpus,
                      folder=folder, knowledge=knowledge, reused=False, seconds=time.time() - started)
-
-
-def _plot_losses(losses: list[float], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(1, len(losses) + 1), losses, linewidth=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _numeric(d: dict) -> dict[str, float]:

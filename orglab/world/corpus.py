@@ -30,7 +30,7 @@ class CorpusConfig:
     animal_chats: int = 400
     number_chats: int = 400
     game_chats: int = 200
-    glossary_docs: int = 300       # "bread -> bread ; 42 -> 42 ; ..." lists: the copy pattern patchscope reads with
+    glossary_docs: int = 0         # "bread -> bread ; 42 -> 42" copy lists for patchscope; off: they cost the tiny base held-out knowledge
 
 
 ANSWER_INTROS = ("A :", "Answer :", "The answer is")
