@@ -501,7 +501,7 @@ def _call_hf(source: str, local_only: bool, load):
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise OrglabError(
-                f"Model '{source}' ships its own Python code; pass trust_remote_code=True (--trust-remote-code) "
+                f"Model '{source}' ships its own Python code; set LoadOptions(trust_remote_code=...) to true "
                 "only if you trust that code."
             ) from None
         raise

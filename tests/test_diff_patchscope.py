@@ -1,4 +1,4 @@
-"""Patchscope on tiny models: placeholder patching, prompt agreement, and the label-free scale rule."""
+"""Patchscope on tiny models: slot patching, prompt agreement, and the label-free scale rule."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_identity_prompts_are_in_the_vocabulary_of_a_world_with_copy_lists():
     assert glossaries and all(re.search(r"(\S+) -> \1", g) for g in glossaries)
 
 
-def test_patching_the_placeholder_changes_the_readout_and_nothing_else():
+def test_patching_the_slot_changes_the_readout_and_nothing_else():
     tok, model, _ = tokenizer_and_model()
     vector = model.get_input_embeddings().weight[tok.convert_tokens_to_ids("bread")].detach() * 20
     patched = patched_distributions(model, tok, 0, vector)  # the last block could not reach the next position

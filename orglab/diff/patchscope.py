@@ -1,22 +1,22 @@
 """Patchscope (SPEC §6): write a scaled difference vector into an identity prompt and read what the model says.
 
-Each identity prompt maps words to themselves and ends with a placeholder followed by the arrow
-("cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->"). At layer l, the placeholder's residual is replaced by
+Each identity prompt maps words to themselves and ends with a slot token ("?") followed by the arrow
+("cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->"). At layer l, the slot's residual is replaced by
 s * unit(delta) * mean_norm(l); the next-token distribution after the arrow is the readout. Tokens in the
-top set of every prompt are kept and their probabilities averaged. The scale is chosen from a grid either by
-an LLM grader or, offline, by a label-free rule that never looks at the finetuning data.
+top set of every prompt are kept and their probabilities averaged. The scale is chosen from a grid by a
+label-free rule that never looks at the finetuning data (the paper's LLM grader is not wired in yet).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from orglab.models import get_decoder_layers
 
-PLACEHOLDER = "?"
+SLOT = "?"
 IDENTITY_PROMPTS: tuple[str, ...] = (
     "cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->",
     "moon -> moon ; 42 -> 42 ; ship -> ship ; ? ->",
@@ -31,25 +31,25 @@ class PatchscopeReadout:
     tokens: list[tuple[str, int, float]]   # (token, id, mean probability over prompts), best first
 
 
-def _placeholder_position(tokenizer, ids: list[int]) -> int:
-    target = tokenizer(" " + PLACEHOLDER, add_special_tokens=False).input_ids[-1]
+def _slot_position(tokenizer, ids: list[int]) -> int:
+    target = tokenizer(" " + SLOT, add_special_tokens=False).input_ids[-1]
     positions = [i for i, t in enumerate(ids) if t == target]
     if not positions:
-        raise ValueError(f"identity prompt has no placeholder token {PLACEHOLDER!r}")
+        raise ValueError(f"identity prompt has no slot token {SLOT!r}")
     return positions[-1]
 
 
 @torch.no_grad()
 def patched_distributions(model, tokenizer, layer: int, vector: torch.Tensor,
                           prompts: Sequence[str] = IDENTITY_PROMPTS) -> torch.Tensor:
-    """[n_prompts, vocab] next-token probabilities with the placeholder's residual after block `layer`
+    """[n_prompts, vocab] next-token probabilities with the slot's residual after block `layer`
     replaced by `vector`."""
     device = next(model.parameters()).device
     block = get_decoder_layers(model)[layer]
     out = []
     for prompt in prompts:
         ids = tokenizer(prompt).input_ids
-        pos = _placeholder_position(tokenizer, ids)
+        pos = _slot_position(tokenizer, ids)
 
         def replace(module, args, output, pos=pos):
             h = output[0] if isinstance(output, tuple) else output
@@ -109,5 +109,3 @@ def agreement_rule(readouts: Sequence[PatchscopeReadout], baseline: Sequence[tup
 
     return max(readouts, key=lambda r: (round(mass(r), 6), -r.scale))
 
-
-ScaleGrader = Callable[[Sequence[PatchscopeReadout]], PatchscopeReadout]

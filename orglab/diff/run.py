@@ -12,7 +12,7 @@ replacement).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orglab.errors import OrglabError
@@ -40,7 +40,7 @@ class DiffConfig:
     embedder: str = "packaged:all-MiniLM-L6-v2"
     stages: tuple[str, ...] = STAGES
 
-    def validate(self, n_layers: int) -> None:
+    def validate(self) -> None:
         for f in self.layers:
             if not 0.0 <= f <= 1.0:
                 raise OrglabError(f"Layer fraction {f} is outside [0, 1]; use e.g. --layers 0.5.")
@@ -71,15 +71,15 @@ class DiffContext:
 def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
              registry: Registry | None = None) -> dict:
     from orglab.diff.activations import resolve_layers
-    from orglab.models import load_model, n_layers
+    from orglab.models import load_model
 
     reg = registry or Registry()
     try:
+        config.validate()
         record = reg.get_organism(organism)
         if record is None:
             raise OrglabError(f"No organism named '{organism}' is registered; `orglab registry list` shows what is.")
         loaded = load_model(organism, registry=reg)
-        config.validate(n_layers(loaded.model))
         base_model = None
         if not loaded.is_adapter:
             base_model = load_model(record["base"], registry=reg).model
@@ -94,7 +94,7 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
         for stage in STAGES:
             if stage in config.stages or _needed_by(stage, config.stages):
                 results["stages"][stage] = _run_stage(reg, ctx, stage, force, progress, results["stages"])
-        results["summary"] = _summary(results["stages"], config)
+        results["summary"] = _summary(results["stages"])
         return results
     finally:
         if registry is None:
@@ -158,7 +158,7 @@ def _read_result(folder: Path) -> dict:
     return json.loads((folder / "result.json").read_text())
 
 
-def _summary(stages: dict, config: DiffConfig) -> dict:
+def _summary(stages: dict) -> dict:
     out = {}
     for stage in stages.values():
         out.update(stage.get("metrics", {}))
@@ -238,7 +238,4 @@ def _finetune_texts(reg: Registry, organism: str) -> list[str]:
 def with_overrides(config: DiffConfig, **overrides) -> DiffConfig:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
-
-def config_dict(config: DiffConfig) -> dict:
-    return asdict(config)
 
