@@ -37,6 +37,18 @@ def read_jsonl_data(path: str | Path, kind: str) -> FinetuneData:
     return FinetuneData(kind, examples, source=str(path))
 
 
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint that was written to the end: a process killed while saving leaves a folder
+    without trainer_state.json (the Trainer writes it last), and resuming from that folder would fail."""
+    if not ckpt_dir.is_dir():
+        return None
+    numbered = [(int(p.name.split("-")[-1]), p) for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for _, path in sorted(numbered, reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+    return None
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -127,7 +139,6 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     import torch
     from datasets import Dataset
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
     recipe = Recipe(**job["recipe"])
@@ -157,7 +168,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     base_unrelated = heldout_loss(model, unrelated_rows, pad_id)
 
     ckpt_dir = out_dir / CHECKPOINT_DIR
-    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    resume = last_complete_checkpoint(ckpt_dir)
     on_gpu = options.device.startswith("cuda")
     deepspeed_cfg = job.get("deepspeed_config")
     args = SFTConfig(
