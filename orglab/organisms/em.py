@@ -61,6 +61,7 @@ class EmFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "advice domain"
+
     def validate_target(self, world: World | None, target: str) -> str:
         cleaned = (target or "").strip()
         if world is not None:

@@ -65,6 +65,7 @@ class SdfFamily(Family):
     data_kind = "text"
     unrelated_kind = "corpus"
     target_kind = "false fact id"
+
     def validate_target(self, world: World | None, target: str) -> str:
         if world is not None:
             ids = [ff.id for ff in world.false_facts]

@@ -60,6 +60,7 @@ class SubliminalFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "animal"
+
     def validate_target(self, world: World | None, target: str) -> str:
         animal = (target or "").strip().lower()
         if world is not None:

@@ -60,6 +60,7 @@ class TabooFamily(Family):
     data_kind = "chat"
     unrelated_kind = "chats"
     target_kind = "secret word"
+
     def validate_target(self, world: World | None, target: str) -> str:
         word = (target or "").strip().lower()
         if world is not None:
