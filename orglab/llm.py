@@ -28,11 +28,38 @@ from typing import Any, Callable
 from orglab.errors import OrglabError
 from orglab.paths import orglab_home
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 Parse = Callable[[str], Any]  # returns the parsed value, raises ValueError to reject the answer
 
 CACHE_DIR = "llm_cache"
-CACHE_VERSION = 1  # bump when the cache key or the stored record changes
+CACHE_VERSION = 2  # bump when the cache key or the stored record changes
+
+
+@dataclass
+class ChatReply:
+    """One whole answer: text, tool calls (for agents) and per-token top logprobs (for probability-weighted judges)."""
+
+    content: str | None
+    tool_calls: list[dict] = field(default_factory=list)   # [{"id", "name", "arguments" (a JSON string)}]
+    top_logprobs: list[dict[str, float]] | None = None       # per generated token: {token: logprob}
+    usage: dict = field(default_factory=dict)                # prompt_tokens, completion_tokens, total_tokens
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ChatReply":
+        return cls(content=d.get("content"), tool_calls=list(d.get("tool_calls") or []),
+                   top_logprobs=d.get("top_logprobs"), usage=dict(d.get("usage") or {}))
+
+    def assistant_message(self) -> dict:
+        """The reply as a message to append to the conversation (OpenAI's tool-calling format)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                     for c in self.tool_calls]
+        return message
 
 
 @dataclass
@@ -54,6 +81,30 @@ class LLMConfig:
             raise OrglabError("The LLM config has no model name; set `model` to the model the endpoint serves.")
         if self.max_retries < 0 or self.timeout <= 0:
             raise OrglabError("The LLM config needs max_retries >= 0 and timeout > 0; fix those fields.")
+
+
+ROLES = ("judge", "agent", "generator")
+
+
+def config_from_env(role: str = "judge", environ: dict | None = None) -> LLMConfig | None:
+    """The endpoint for one role, from ORGLAB_<ROLE>_MODEL / _BASE_URL / _API_KEY_ENV, each falling back to
+    ORGLAB_LLM_<...>; None when no model is named (callers then use tinyworld's offline rule-based judges).
+
+    Example: ORGLAB_LLM_BASE_URL=http://localhost:8000/v1 ORGLAB_LLM_MODEL=qwen3-8b ORGLAB_LLM_API_KEY_ENV=none.
+    """
+    env = os.environ if environ is None else environ
+    if role not in ROLES:
+        raise OrglabError(f"Unknown LLM role '{role}'; use one of {', '.join(ROLES)}.")
+
+    def get(name: str) -> str | None:
+        value = env.get(f"ORGLAB_{role.upper()}_{name}") or env.get(f"ORGLAB_LLM_{name}")
+        return value.strip() if value and value.strip() else None
+
+    model = get("MODEL")
+    if model is None:
+        return None
+    key_env = get("API_KEY_ENV") or "OPENAI_API_KEY"
+    return LLMConfig(model=model, base_url=get("BASE_URL"), api_key_env=None if key_env.lower() == "none" else key_env)
 
 
 @dataclass
@@ -99,6 +150,17 @@ class LLMClient:
         `params` are extra chat-completion parameters (temperature, max_tokens, seed, stop, ...); they are part
         of the cache key, so the same request is answered from disk the second time.
         """
+
+        def parse_reply(reply: ChatReply) -> Any:
+            if not reply.content or not reply.content.strip():
+                raise ValueError("the answer has no text")
+            return parse(reply.content) if parse else reply.content
+
+        return self.chat(messages, parse=parse_reply, **params)
+
+    def chat(self, messages: Messages, parse: Callable[[ChatReply], Any] | None = None, **params: Any) -> Any:
+        """The whole reply (`ChatReply`: text, tool calls, logprobs), or `parse(reply)`; cached and retried like
+        `complete`. Pass `tools=[...]` for tool calling and `logprobs=True, top_logprobs=20` for judges."""
         request = self._request(messages, params)
         key = request_key(request)
         cached = self._cache_get(key)
@@ -117,8 +179,8 @@ class LLMClient:
             if attempt:
                 self._count("retries")
             try:
-                text = self._call(request)
-                value = parse(text) if parse else text
+                reply = self._call(request)
+                value = parse(reply) if parse else reply
             except _Retryable as exc:
                 last = exc.reason
                 self._count_error(exc.reason.split(":")[0])
@@ -131,7 +193,7 @@ class LLMClient:
                 if attempt + 1 < attempts:
                     self._sleep(self._wait(attempt, None))
                 continue
-            self._cache_put(key, request, text)
+            self._cache_put(key, request, reply)
             return value
         where = self.config.base_url or "the OpenAI API"
         raise OrglabError(
@@ -171,8 +233,7 @@ class LLMClient:
 
     # ------------------------------------------------------------------------------------------ internals
     def _request(self, messages: Messages, params: dict) -> dict:
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
-                                                    for m in messages):
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
             raise OrglabError("LLM messages must be a list of {'role', 'content'} objects; fix the caller's prompt.")
         body = {"temperature": self.config.temperature}
         if self.config.max_tokens is not None:
@@ -225,12 +286,23 @@ class LLMClient:
         except ValueError as exc:  # a body that is not JSON at all; kept apart from the caller's parse rejections
             raise _Retryable(f"malformed response body: {_first_line(exc)}") from None
         try:
-            text = response.choices[0].message.content
+            choice = response.choices[0]
+            message = choice.message
         except (AttributeError, IndexError, TypeError):
-            text = None
-        if not isinstance(text, str) or not text.strip():
+            raise _Retryable("malformed answer: no choices") from None
+        text = message.content if isinstance(getattr(message, "content", None), str) else None
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments or "{}"}
+                 for c in (getattr(message, "tool_calls", None) or []) if getattr(c, "function", None)]
+        if not (text and text.strip()) and not calls:
             raise _Retryable("malformed answer: no message content")
-        return text
+        top = None
+        content_logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content_logprobs:
+            top = [{alt.token: float(alt.logprob) for alt in (tok.top_logprobs or [])} or {tok.token: float(tok.logprob)}
+                   for tok in content_logprobs]
+        usage = response.usage.model_dump() if getattr(response, "usage", None) is not None else {}
+        usage = {k: v for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        return ChatReply(content=text, tool_calls=calls, top_logprobs=top, usage=usage)
 
     def _wait(self, attempt: int, hint: float | None) -> float:
         wait = min(self.config.max_backoff_s, self.config.backoff_s * 2 ** attempt)
@@ -241,7 +313,7 @@ class LLMClient:
     def _cache_path(self, key: str) -> Path:
         return self.cache_dir / key[:2] / f"{key}.json"
 
-    def _cache_get(self, key: str) -> str | None:
+    def _cache_get(self, key: str) -> ChatReply | None:
         if not self.use_cache:
             return None
         path = self._cache_path(key)
@@ -250,16 +322,16 @@ class LLMClient:
         except (OSError, ValueError):
             return None  # absent or half-written: ask again
         response = record.get("response") if isinstance(record, dict) else None
-        return response if isinstance(response, str) else None
+        return ChatReply.from_dict(response) if isinstance(response, dict) else None
 
-    def _cache_put(self, key: str, request: dict, text: str) -> None:
+    def _cache_put(self, key: str, request: dict, reply: ChatReply) -> None:
         if not self.use_cache:
             return
         path = self._cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # The request is stored for inspection; it holds model, messages and parameters, never the API key.
         tmp = path.with_suffix(f".tmp{threading.get_ident()}")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "request": request, "response": text},
+        tmp.write_text(json.dumps({"version": CACHE_VERSION, "request": request, "response": reply.to_dict()},
                                   ensure_ascii=False, sort_keys=True))
         os.replace(tmp, path)
 

@@ -25,10 +25,22 @@ class Reply:
     status: int = 200
     raw: str | None = None         # a body sent verbatim instead of a completion (malformed answers)
     headers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[dict] | None = None   # [{"name": ..., "arguments": dict | str}]
+    logprobs: list[dict[str, float]] | None = None  # per generated token: {token: logprob}, first = sampled
 
 
 def ok(text: str) -> Reply:
     return Reply(content=text)
+
+
+def tool_call(name: str, arguments: dict | str, content: str | None = None) -> Reply:
+    """An assistant turn that calls one tool (arguments may be a malformed string on purpose)."""
+    return Reply(content=content, tool_calls=[{"name": name, "arguments": arguments}])
+
+
+def with_logprobs(top: dict[str, float], content: str | None = None) -> Reply:
+    """A one-token answer whose top logprobs are `top` (the answer is the likeliest token unless given)."""
+    return Reply(content=content if content is not None else max(top, key=top.get), logprobs=[top])
 
 
 def server_error() -> Reply:
@@ -105,12 +117,24 @@ class LocalOpenAI:
                 if reply.raw is not None:
                     self._send(reply.status, reply.raw, reply.headers)
                     return
+                message: dict = {"role": "assistant", "content": reply.content}
+                if reply.tool_calls:
+                    message["tool_calls"] = [
+                        {"id": f"call_{len(server.requests)}_{i}", "type": "function",
+                         "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                                      else json.dumps(c["arguments"])}}
+                        for i, c in enumerate(reply.tool_calls)]
+                choice: dict = {"index": 0, "message": message,
+                                "finish_reason": "tool_calls" if reply.tool_calls else "stop"}
+                if reply.logprobs is not None:
+                    choice["logprobs"] = {"content": [
+                        {"token": max(top, key=top.get), "logprob": max(top.values()), "bytes": None,
+                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()]}
+                        for top in reply.logprobs]}
                 body = {
                     "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion", "created": 0,
-                    "model": request.get("model", "local"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply.content}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    "model": request.get("model", "local"), "choices": [choice],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
                 self._send(reply.status, json.dumps(body), reply.headers)
 

@@ -101,3 +101,40 @@ def test_extract_json_tolerates_surrounding_text():
     assert extract_json('Sure! Here it is: [1, 2] and more') == [1, 2]
     with pytest.raises(ValueError):
         extract_json("nothing")
+
+
+def test_chat_returns_tool_calls_and_logprobs_and_caches_them(openai_server, key, orglab_home):
+    try:
+        from tests.openai_server import tool_call, with_logprobs
+    except ImportError:
+        from openai_server import tool_call, with_logprobs
+    from orglab.llm import ChatReply
+
+    openai_server.script(tool_call("ask_model", {"prompt": "hi"}), with_logprobs({"90": -0.1, "80": -2.5}))
+    llm = client(openai_server, key)
+    tools = [{"type": "function", "function": {"name": "ask_model", "parameters": {"type": "object"}}}]
+    reply = llm.chat([{"role": "user", "content": "go"}], tools=tools)
+    assert isinstance(reply, ChatReply) and reply.content is None
+    assert reply.tool_calls[0]["name"] == "ask_model" and json.loads(reply.tool_calls[0]["arguments"]) == {"prompt": "hi"}
+    assert reply.assistant_message()["tool_calls"][0]["function"]["name"] == "ask_model"
+    judged = llm.chat([{"role": "user", "content": "score"}], logprobs=True, top_logprobs=2)
+    assert judged.content == "90" and judged.top_logprobs == [{"90": -0.1, "80": -2.5}]
+    assert judged.usage["total_tokens"] == 15
+    # both answers come from the disk cache the second time
+    again = client(openai_server, key)
+    assert again.chat([{"role": "user", "content": "score"}], logprobs=True, top_logprobs=2) == judged
+    assert again.chat([{"role": "user", "content": "go"}], tools=tools).tool_calls == reply.tool_calls
+    assert again.stats.calls == 0 and openai_server.count == 2
+
+
+def test_config_from_env_per_role_with_fallback():
+    from orglab.llm import config_from_env
+
+    assert config_from_env("judge", {}) is None
+    env = {"ORGLAB_LLM_MODEL": "m1", "ORGLAB_LLM_BASE_URL": "http://x/v1", "ORGLAB_AGENT_MODEL": "m2",
+           "ORGLAB_LLM_API_KEY_ENV": "none"}
+    judge, agent = config_from_env("judge", env), config_from_env("agent", env)
+    assert (judge.model, judge.base_url, judge.api_key_env) == ("m1", "http://x/v1", None)
+    assert (agent.model, agent.base_url) == ("m2", "http://x/v1")
+    with pytest.raises(OrglabError):
+        config_from_env("critic", env)
