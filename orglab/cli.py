@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(diff)
     diff.set_defaults(handler=cmd_diff)
 
+    # >>> agent parser (owned by the agent work)
+    # <<< agent parser
+
     demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
                           description="Build (or reuse) the tinyworld base 'tiny' and report what it knows, "
                                       "measured on phrasings held out from its corpus.")
@@ -296,3 +299,7 @@ def _delete_owned(paths: list[str], home: Path) -> list[str]:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# >>> agent commands (owned by the agent work)
+# <<< agent commands
