@@ -116,6 +116,37 @@ def build_parser() -> argparse.ArgumentParser:
     diff.set_defaults(handler=cmd_diff)
 
     # >>> agent parser (owned by the agent work)
+    def late(name: str):
+        # The agent's handlers live at the end of this file, below the `__main__` guard, so under
+        # `python -m orglab.cli` they do not exist yet when this runs: look them up in the imported module.
+        import importlib
+
+        return lambda args: getattr(importlib.import_module("orglab.cli"), name)(args)
+
+    agent = sub.add_parser("agent", help="the interpretability agent: name an organism's finetuning objective",
+                           description="An LLM agent reads the organism's ADL results (running `orglab diff` first "
+                                       "if there are none), may query the base and the organism within an "
+                                       "interaction budget, and describes the finetuning objective; a judge grades "
+                                       "it 1-5 against the ground truth. Endpoints: ORGLAB_AGENT_* and "
+                                       "ORGLAB_JUDGE_* (or ORGLAB_LLM_*) MODEL, BASE_URL, API_KEY_ENV. Finished "
+                                       "runs are reused.")
+    agent.add_argument("organism", help="a registered organism or null control")
+    agent.add_argument("--budget", default="5", help="interaction budget i, or several: 0,5,50 (default 5)")
+    agent.add_argument("--blackbox", action="store_true", help="the baseline: no ADL results, ask_model only")
+    agent.add_argument("--repeats", type=int, default=None, help="runs per budget (default 1)")
+    agent.add_argument("--max-turns", type=int, default=None, help="tool-calling turns before the final answer "
+                                                                     "(default 20)")
+    agent.add_argument("--grader-repeats", type=int, default=None, help="grader calls averaged per run (default 3)")
+    agent.add_argument("--force", action="store_true", help="run again even if a finished run exists")
+    _json_flag(agent)
+    agent.set_defaults(handler=late("cmd_agent"))
+
+    agent_tab = sub.add_parser("agent-table", help="agent results over organisms and budgets, ADL vs blackbox",
+                               description="Over every finished agent run: share of runs graded >= 2 and >= 4 "
+                                           "per mode and budget, and the share of null-control runs graded <= 2 "
+                                           "(wrongly described as having a narrow objective).")
+    _json_flag(agent_tab)
+    agent_tab.set_defaults(handler=late("cmd_agent_table"))
     # <<< agent parser
 
     demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
@@ -302,4 +333,40 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # >>> agent commands (owned by the agent work)
+
+def _budgets(text: str) -> tuple[int, ...]:
+    """'0,5,50' -> (0, 5, 50)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise OrglabError(f"--budget '{text}' is not a whole number >= 0 or a list like 0,5,50.")
+    return tuple(dict.fromkeys(int(p) for p in parts))
+
+
+def cmd_agent(args) -> int:
+    from dataclasses import replace
+
+    from orglab.evals.agent import AgentConfig, run_agent
+
+    overrides = {"repeats": args.repeats, "max_turns": args.max_turns, "grader_repeats": args.grader_repeats}
+    config = replace(AgentConfig(), budgets=_budgets(args.budget), blackbox=args.blackbox,
+                     **{k: v for k, v in overrides.items() if v is not None})
+    result = run_agent(args.organism, config, force=args.force, progress=not args.json)
+    if args.json:
+        _print_json(result)
+        return 0
+    from orglab.evals.agent_table import print_agent
+
+    print_agent(result)
+    return 0
+
+
+def cmd_agent_table(args) -> int:
+    from orglab.evals.agent_table import agent_table, print_table
+
+    table = agent_table()
+    if args.json:
+        _print_json(table)
+        return 0
+    print_table(table)
+    return 0
 # <<< agent commands
