@@ -115,14 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(diff)
     diff.set_defaults(handler=cmd_diff)
 
+    ev = sub.add_parser("eval", help="how well an organism learned its property, beside its base and null control",
+                        description="FFA for SDF organisms; EM rate, favourite-animal rate or leak rate and hint "
+                                    "quality for the other families. Judges: tinyworld's rule-based ones offline, "
+                                    "else the endpoint in ORGLAB_JUDGE_MODEL / ORGLAB_JUDGE_BASE_URL. Finished "
+                                    "evals are reused.")
+    ev.add_argument("model", metavar="ORGANISM", help="a registered organism, control or base")
+    ev.add_argument("--suite", default="auto", help="auto (from the family), ffa, em, subliminal or taboo")
+    ev.add_argument("--target", default=None, help="fact id, domain, animal or word (only when evaluating a base)")
+    ev.add_argument("--samples", type=int, default=None, help="answers per question (default: em 50, "
+                                                              "subliminal 100, taboo 20)")
+    ev.add_argument("--seed", type=int, default=None, help="sampling seed")
+    ev.add_argument("--judge", default=None, help="auto (default), rules (tinyworld) or llm")
+    ev.add_argument("--true-context", default=None, help="true universe context file (real SDF facts)")
+    ev.add_argument("--no-compare", action="store_true", help="skip the base and the null control")
+    ev.add_argument("--force", action="store_true", help="evaluate again even if a finished eval exists")
+    _json_flag(ev)
+    ev.set_defaults(handler=cmd_eval)
+
     # >>> agent parser (owned by the agent work)
-    def late(name: str):
-        # The agent's handlers live at the end of this file, below the `__main__` guard, so under
-        # `python -m orglab.cli` they do not exist yet when this runs: look them up in the imported module.
-        import importlib
-
-        return lambda args: getattr(importlib.import_module("orglab.cli"), name)(args)
-
     agent = sub.add_parser("agent", help="the interpretability agent: name an organism's finetuning objective",
                            description="An LLM agent reads the organism's ADL results (running `orglab diff` first "
                                        "if there are none), may query the base and the organism within an "
@@ -139,14 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--grader-repeats", type=int, default=None, help="grader calls averaged per run (default 3)")
     agent.add_argument("--force", action="store_true", help="run again even if a finished run exists")
     _json_flag(agent)
-    agent.set_defaults(handler=late("cmd_agent"))
+    agent.set_defaults(handler=cmd_agent)
 
     agent_tab = sub.add_parser("agent-table", help="agent results over organisms and budgets, ADL vs blackbox",
                                description="Over every finished agent run: share of runs graded >= 2 and >= 4 "
                                            "per mode and budget, and the share of null-control runs graded <= 2 "
                                            "(wrongly described as having a narrow objective).")
     _json_flag(agent_tab)
-    agent_tab.set_defaults(handler=late("cmd_agent_table"))
+    agent_tab.set_defaults(handler=cmd_agent_table)
     # <<< agent parser
 
     demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
@@ -269,6 +280,24 @@ def cmd_diff(args) -> int:
     return 0
 
 
+# --- eval -----------------------------------------------------------------------------------------------------
+
+def cmd_eval(args) -> int:
+    from orglab.evals.run import EvalConfig, run_eval, with_overrides
+
+    config = with_overrides(EvalConfig(), suite=args.suite, target=args.target, samples=args.samples, seed=args.seed,
+                            judge=args.judge, true_context=args.true_context,
+                            compare=False if args.no_compare else None)
+    result = run_eval(args.model, config, force=args.force, progress=not args.json)
+    if args.json:
+        _print_json(result)
+        return 0
+    from orglab import report_text
+
+    report_text.print_eval(result)
+    return 0
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 def cmd_registry_list(args) -> int:
@@ -328,10 +357,6 @@ def _delete_owned(paths: list[str], home: Path) -> list[str]:
     return deleted
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 # >>> agent commands (owned by the agent work)
 
 def _budgets(text: str) -> tuple[int, ...]:
@@ -370,3 +395,7 @@ def cmd_agent_table(args) -> int:
     print_table(table)
     return 0
 # <<< agent commands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -91,6 +91,7 @@ def config_from_env(role: str = "judge", environ: dict | None = None) -> LLMConf
     ORGLAB_LLM_<...>; None when no model is named (callers then use tinyworld's offline rule-based judges).
 
     Example: ORGLAB_LLM_BASE_URL=http://localhost:8000/v1 ORGLAB_LLM_MODEL=qwen3-8b ORGLAB_LLM_API_KEY_ENV=none.
+    Optional: _MAX_RETRIES, _TIMEOUT (seconds per request), _BACKOFF_S (first wait between retries).
     """
     env = os.environ if environ is None else environ
     if role not in ROLES:
@@ -104,7 +105,18 @@ def config_from_env(role: str = "judge", environ: dict | None = None) -> LLMConf
     if model is None:
         return None
     key_env = get("API_KEY_ENV") or "OPENAI_API_KEY"
-    return LLMConfig(model=model, base_url=get("BASE_URL"), api_key_env=None if key_env.lower() == "none" else key_env)
+    tuning = {}
+    for name, field_name, cast in (("MAX_RETRIES", "max_retries", int), ("TIMEOUT", "timeout", float),
+                                   ("BACKOFF_S", "backoff_s", float)):
+        value = get(name)
+        if value is not None:
+            try:
+                tuning[field_name] = cast(value)
+            except ValueError:
+                raise OrglabError(f"ORGLAB_{role.upper()}_{name} (or ORGLAB_LLM_{name}) is '{value}', not a "
+                                  "number; set it to a number or unset it.") from None
+    return LLMConfig(model=model, base_url=get("BASE_URL"), api_key_env=None if key_env.lower() == "none" else key_env,
+                     **tuning)
 
 
 @dataclass

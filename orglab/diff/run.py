@@ -88,7 +88,7 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
                           base_model=base_model, layers=resolve_layers(loaded.model, config.layers),
                           unrelated=_unrelated_texts(reg, record, config),
                           finetune=_finetune_texts(reg, record["target"] if record["family"] == "control" else organism),
-                          config=config, identity=_identity(reg, organism, record))
+                          config=config, identity=organism_identity(reg, organism, record))
         _check_positions(ctx)
         results: dict = {"organism": organism, "layers": ctx.layers, "stages": {}}
         for stage in STAGES:
@@ -120,9 +120,9 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
         "lens": {"top": c.lens_top},
         "patchscope": {"top": c.lens_top},
         "relevance": {"top": c.relevance_top, "positions": c.positions},
-        "steering": {"prompts": c.steering_prompts, "samples": c.steering_samples,
+        "steering": {"positions": c.positions, "prompts": c.steering_prompts, "samples": c.steering_samples,
                      "max_new_tokens": c.steering_max_new_tokens, "embedder": c.embedder, "seed": c.seed},
-        "causal": {"texts": c.causal_texts, "seed": c.seed},
+        "causal": {"positions": c.positions, "texts": c.causal_texts, "seed": c.seed},
     }[stage]
     deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
     return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
@@ -165,7 +165,7 @@ def _summary(stages: dict) -> dict:
     return out
 
 
-def _identity(reg: Registry, organism: str, record: dict) -> dict:
+def organism_identity(reg: Registry, organism: str, record: dict) -> dict:
     """What the organism's weights are: its train run's weight hashes (or its record, for registered weights)."""
     runs = reg.list_runs(subject=organism, kind="train", status="done")
     if runs:

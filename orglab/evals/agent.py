@@ -682,13 +682,10 @@ def llm_client(role: str) -> LLMClient:
 
 
 def _identity(reg: Registry, organism: str, record: dict) -> dict:
-    """What the organism's weights are (its train run's weight hashes), so retraining under the same name is a
-    new agent run. ADL runs already carry this; blackbox runs need it here."""
-    runs = reg.list_runs(subject=organism, kind="train", status="done")
-    if runs:
-        return {"weights": sorted(a["sha256"] for a in reg.get_artifacts(runs[0].id) if a["kind"] == "weights"),
-                "train_config": runs[0].config_hash}
-    return {"record": config_hash({k: record.get(k) for k in ("adapter_path", "model_path", "data_hash")})}
+    """What the organism's weights are, so retraining under the same name is a new agent run."""
+    from orglab.diff.run import organism_identity
+
+    return organism_identity(reg, organism, record)
 
 
 def _prompt_version(adl: AdlResults | None, config: AgentConfig) -> str:

@@ -25,14 +25,16 @@ class ProbeConfig:
 
 
 @torch.no_grad()
-def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:
-    """Sum of log p(continuation tokens | prompt) for each pair."""
+def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64,
+                      add_special_tokens: bool = True) -> list[float]:
+    """Sum of log p(continuation tokens | prompt) for each pair (prompts already rendered with their BOS:
+    pass add_special_tokens=False)."""
     out: list[float] = []
     device = next(model.parameters()).device
     for start in range(0, len(prompts), batch_size):
         rows, spans = [], []
         for p, c in zip(prompts[start:start + batch_size], continuations[start:start + batch_size]):
-            p_ids = tokenizer(p).input_ids
+            p_ids = tokenizer(p, add_special_tokens=add_special_tokens).input_ids
             c_ids = tokenizer(c, add_special_tokens=False).input_ids
             rows.append(p_ids + c_ids)
             spans.append((len(p_ids), len(p_ids) + len(c_ids)))
