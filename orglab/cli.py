@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(ev)
     ev.set_defaults(handler=cmd_eval)
 
+    # >>> report parser (owned by the report work)
+    # <<< report parser
+
     # >>> agent parser (owned by the agent work)
     agent = sub.add_parser("agent", help="the interpretability agent: name an organism's finetuning objective",
                            description="An LLM agent reads the organism's ADL results (running `orglab diff` first "
@@ -355,6 +358,10 @@ def _delete_owned(paths: list[str], home: Path) -> list[str]:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         deleted.append(str(path))
     return deleted
+
+
+# >>> report commands (owned by the report work)
+# <<< report commands
 
 
 # >>> agent commands (owned by the agent work)
