@@ -161,6 +161,9 @@ class Run:
         return asdict(self)
 
 
+_HEADER_CHECKED: set[str] = set()  # registry files whose header this process has read (see _check_header)
+
+
 class Registry:
     """A connection to the registry file; use as a context manager or call ``close()``.
 
@@ -175,6 +178,7 @@ class Registry:
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             self._open()
+            _HEADER_CHECKED.add(str(self.path.resolve()))
         except sqlite3.OperationalError:
             self._conn.close()
             raise
@@ -194,7 +198,15 @@ class Registry:
         )
 
     def _check_header(self) -> None:
-        """Refuse a non-SQLite file before sqlite3 gets a chance to write to it."""
+        """Refuse a non-SQLite file before sqlite3 gets a chance to write to it.
+
+        Only once per file and process: closing any descriptor of a file drops every POSIX lock this process holds
+        on it, including the locks of a Registry connection already open here. Reading the header again while
+        another connection is open would let a concurrent process checkpoint and delete the WAL under it, and the
+        registry would be corrupted (sqlite.org/howtocorrupt.html, section 2.2)."""
+        key = str(self.path.resolve())
+        if key in _HEADER_CHECKED:
+            return
         try:
             with open(self.path, "rb") as fh:
                 head = fh.read(len(SQLITE_HEADER))

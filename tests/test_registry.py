@@ -447,3 +447,30 @@ def test_paths_under_home_are_stored_relative_so_a_home_can_move(tmp_path, monke
         assert artifact["path"] == str(moved / "artifacts" / "b" / "world" / "h" / "weights.bin")
         assert reg.verify_artifacts(run.id) == []
         assert str(moved / "artifacts" / "b" / "world" / "h" / "weights.bin") in reg.remove("b")["paths"]
+
+
+def test_second_connection_in_a_process_never_reopens_the_file(tmp_path, monkeypatch):
+    """Closing any descriptor of the registry file drops this process's SQLite locks on it; with a connection
+    already open that lets another process delete the WAL under it and corrupt the registry (seen with nested
+    Registry() calls during two concurrent sweeps). Only the first open may read the header."""
+    import builtins
+
+    from orglab.registry import Registry
+
+    path = tmp_path / "registry.sqlite"
+    with Registry(path):
+        pass
+    opened = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):
+        if str(file) == str(path):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    with Registry(path) as outer:
+        with Registry(path) as inner:
+            inner.add_base("b", kind="hub", source="org/model")
+        assert outer.get_base("b") is not None
+    assert opened == []
