@@ -38,9 +38,16 @@ def registry_path() -> Path:
     return orglab_home() / REGISTRY_FILE
 
 
-def base_dir(name: str) -> Path:
-    """Model directory of a base that orglab builds itself (config.json, weights, tokenizer)."""
-    return orglab_home() / "bases" / _safe(name)
+def report_dir(name: str) -> Path:
+    """Default folder of the HTML report of a sweep (`orglab demo` writes there; `orglab report --out` elsewhere)."""
+    return orglab_home() / "reports" / _safe(name)
+
+
+def lock_dir() -> Path:
+    """Inter-process locks on units of work (an organism, a base), so concurrent sweeps never race."""
+    path = orglab_home() / "locks"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def artifact_dir(subject: str, run_kind: str, config_hash: str, create: bool = True) -> Path:

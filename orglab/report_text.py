@@ -181,3 +181,59 @@ def print_eval(result: dict) -> None:
         console.print(f"[yellow]{report['unjudged']} sample(s) could not be judged"
                       + (" (the judge endpoint stopped answering)" if report["endpoint_down"] else "")
                       + (f": {report['problems'][0]}" if report["problems"] else "") + "[/yellow]")
+
+
+def _num(value, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def print_sweep(sweep: dict) -> None:
+    """The paper's ablation table in miniature: one row per ratio (and seed), the null control's row last."""
+    label = sweep["property"]["label"]
+    table = Table(title=f"{sweep['name']}: detectability and {label} against the mixing ratio", title_justify="left")
+    for col in ("ratio", "seed", "token relevance", "steering gap", label, "check"):
+        table.add_column(col, justify="right" if col not in ("check",) else "left")
+    for c in sweep["cells"]:
+        check = c.get("check", {})
+        verdict = "pass" if check.get("passed") else "fail: " + "; ".join(r["measurement"] for r in check.get("rows", [])
+                                                                          if not r["ok"])
+        table.add_row(c["mix_label"], str(c["seed"]), _num(c["diff"].get("token_relevance")),
+                      _num(c["diff"].get("steering_similarity_gap"), True), _num(c["property"]["value"]), verdict)
+    for c in sweep["controls"]:
+        table.add_row("control", str(c["seed"]), _num(c["diff"].get("token_relevance")),
+                      _num(c["diff"].get("steering_similarity_gap"), True), _num(c["property"]["value"]), "")
+    table.add_row("base", "", "", "", _num(sweep["base_property"]["value"]), "")
+    console.print(table)
+
+
+def print_check(result: dict) -> None:
+    passed = result["passed"]
+    head = "[green]PASS[/green]" if passed else "[red]FAIL[/red]"
+    console.print(f"{head} {result['organism']} ({result['family']}) against null control(s): "
+                  f"{', '.join(result['controls'])}")
+    table = Table(show_header=True)
+    for col in ("measurement", "organism", "control", "limit", "ok"):
+        table.add_column(col, justify="right" if col not in ("measurement",) else "left")
+    for r in result["rows"]:
+        table.add_row(r["measurement"], _num(r["value"]), _num(r["control"]), _num(r["limit"]),
+                      "yes" if r["ok"] else "[red]no[/red]")
+    console.print(table)
+    for reason in result["reasons"]:
+        console.print(f"- {reason}")
+
+
+def print_tune(result: dict) -> None:
+    table = Table(title=f"tune-mix {result['family']} {result['target']} on {result['base']} (control "
+                        f"{result['control']})", title_justify="left")
+    for col in ("step", "ratio", "detectability", "property", "why"):
+        table.add_column(col)
+    for i, step in enumerate(result["path"], 1):
+        table.add_row(str(i), step["mix_label"], "ok" if step["detectability_ok"] else "too detectable",
+                      "kept" if step["property_ok"] else "lost", "; ".join(step["reasons"]))
+    console.print(table)
+    if result["passed"]:
+        console.print(f"[green]smallest passing ratio: {result['mix_label']}[/green] ({result['organism']})")
+    else:
+        console.print(f"[red]no ratio passes[/red]: {result['why']}")

@@ -1,0 +1,294 @@
+"""Sweeps over ft:pt mixing ratios, and everything one cell needs: train, null control, ADL, eval, check.
+
+Every step is a cached registry run (train, diff:<stage>, eval:<suite>), so a sweep that was interrupted at any
+point continues where it stopped when run again, and `tune-mix` reuses the sweep's cells. Work on one organism
+is serialised across processes with a file lock under ORGLAB_HOME/locks, so two sweeps run at once against the
+same home (sharing a base, a control or even a cell) never train or diff the same thing twice at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+
+from orglab.diff.run import DiffConfig
+from orglab.errors import OrglabError
+from orglab.evals.run import EvalConfig
+from orglab.mitigation.check import CheckConfig, property_of, verdict
+from orglab.paths import artifact_dir, lock_dir
+from orglab.registry import Registry
+
+DEFAULT_MIXES = (0.0, 0.1, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    family: str
+    base: str
+    target: str
+    mixes: tuple[float, ...] = DEFAULT_MIXES
+    seeds: tuple[int, ...] = (0,)
+    recipe: dict = field(default_factory=dict)     # extra recipe fields for every cell (n_examples, lr, ...)
+    control_like: float = 0.0                       # the cell (per seed) whose recipe and steps the control copies
+    diff: DiffConfig = DiffConfig()
+    eval: EvalConfig = EvalConfig(compare=False)
+    check: CheckConfig = CheckConfig()
+    name: str | None = None
+
+    def sweep_name(self) -> str:
+        if self.name:
+            return self.name
+        target = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.target)[:60]
+        return f"sweep-{self.family}-{target}-{self.base.replace('/', '_')}"
+
+    def validate(self) -> None:
+        from orglab.train.mixing import parse_mix
+
+        if self.family not in ("sdf", "em", "subliminal", "taboo"):
+            raise OrglabError(f"Unknown family '{self.family}' for a sweep; choose sdf, em, subliminal or taboo.")
+        if not self.mixes:
+            raise OrglabError("A sweep needs at least one mixing ratio; pass e.g. --mix 1:0,1:0.1,1:1,1:2.")
+        for m in self.mixes:
+            parse_mix(m)
+        if not self.seeds:
+            raise OrglabError("A sweep needs at least one seed; pass e.g. --seeds 0,1.")
+        self.diff.validate()
+        self.eval.validate()
+        self.check.validate()
+
+
+def mix_label(ratio: float) -> str:
+    return f"1:{ratio:g}"
+
+
+def parse_mixes(text: str) -> tuple[float, ...]:
+    """'1:0,1:0.1,1:1,1:2' -> (0.0, 0.1, 1.0, 2.0), sorted and without duplicates."""
+    from orglab.train.mixing import parse_mix
+
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise OrglabError(f"--mix '{text}' names no ratio; pass e.g. 1:0,1:0.1,1:1,1:2.")
+    return tuple(sorted({parse_mix(p) for p in parts}))
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in str(text).split(",") if s.strip())
+    except ValueError:
+        raise OrglabError(f"--seeds '{text}' is not a comma-separated list of integers like 0,1.") from None
+    if not seeds:
+        raise OrglabError("--seeds names no seed; pass e.g. 0,1.")
+    return seeds
+
+
+@contextmanager
+def work_lock(key: str):
+    """An inter-process lock on one unit of work (an organism, a base), under ORGLAB_HOME/locks."""
+    from filelock import FileLock
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+    with FileLock(str(lock_dir() / f"{safe}.lock")):
+        yield
+
+
+def say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One cell
+
+
+def ensure_base(base: str, progress: bool) -> None:
+    """Build a tinyworld preset base once, even with several sweeps starting at the same time."""
+    from orglab.world.build import PRESETS, build_base
+
+    with Registry() as reg:
+        if reg.get_base(base) is not None or base not in PRESETS:
+            return
+    with work_lock(f"base-{base}"):
+        say(progress, f"building the tinyworld base '{base}' (once)")
+        build_base(base, progress=progress)
+
+
+def train_cell(config: SweepConfig, mix: float, seed: int, progress: bool) -> str:
+    from orglab.train.api import organism_name, train_organism
+    from orglab.train.recipe import make_recipe
+
+    fields = {**config.recipe, "family": config.family, "base": config.base, "target": config.target,
+              "mix_ratio": mix, "seed": seed}
+    name = organism_name(make_recipe(fields))
+    with work_lock(f"organism-{name}"):
+        say(progress, f"train {config.family} {mix_label(mix)} seed {seed}")
+        return train_organism(fields, progress=progress)["organism"]
+
+
+def train_null_control(config: SweepConfig, like: str, progress: bool) -> str:
+    from orglab.train.api import train_control
+
+    name = f"control-{like}"
+    with work_lock(f"organism-{name}"):
+        say(progress, f"train null control (like {like})")
+        return train_control(config.base, like, progress=progress)["organism"]
+
+
+def measure(name: str, diff: DiffConfig, evaluation: EvalConfig | None, progress: bool) -> dict:
+    """ADL summary and stage run ids, and (if `evaluation`) the property with its interval, for one model."""
+    from orglab.diff.run import run_diff
+    from orglab.evals.run import HEADLINE, run_eval
+
+    with work_lock(f"organism-{name}"):
+        say(progress, f"diff {name}")
+        result = run_diff(name, diff, progress=progress)
+        out = {"organism": name, "diff": result["summary"],
+               "diff_runs": {stage: s["run"] for stage, s in result["stages"].items()}}
+        if evaluation is not None:
+            say(progress, f"eval {name}")
+            ev = run_eval(name, evaluation, progress=False)
+            out["property"] = _property(ev, name, HEADLINE[ev["suite"]])
+            out["eval_suite"] = ev["suite"]
+    return out
+
+
+def _property(ev: dict, model: str, key: str) -> dict:
+    entries = list(ev["results"][model]["targets"].values())
+    values = [e["metrics"].get(key) for e in entries if e["metrics"].get(key) is not None]
+    value = sum(values) / len(values) if values else None
+    summary = entries[0]["summary"] if len(entries) == 1 else {}
+    ci = summary.get("ffa_ci95") if key == "ffa" else (summary.get(key) or {}).get("ci95")
+    return {"value": value, "ci95": ci}
+
+
+def sibling_controls(reg: Registry, organism: dict) -> list[str]:
+    """Null controls of organisms with the same family, base, target and seed (any mixing ratio): the
+    false-positive floor that every ratio of that organism is judged against."""
+    out = []
+    for c in reg.list_organisms(base=organism["base"], family="control"):
+        mirrored = reg.get_organism(c["target"])
+        if c["status"] == "ready" and mirrored and all(mirrored.get(k) == organism.get(k)
+                                                        for k in ("family", "base", "target", "seed")):
+            out.append(c["name"])
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The sweep
+
+
+def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
+    """Train every (ratio, seed) cell and one null control per seed, run ADL and the family eval on each, judge
+    each cell with `check`, and store the whole table as a registry run of kind 'sweep'."""
+    config.validate()
+    prop = property_of(config.family)
+    ensure_base(config.base, progress)
+    cells = []
+    names = {}
+    for seed in config.seeds:
+        for mix in config.mixes:
+            names[(mix, seed)] = train_cell(config, mix, seed, progress)
+    like = config.control_like if config.control_like in config.mixes else config.mixes[0]
+    controls = []
+    for seed in config.seeds:
+        if (like, seed) not in names:
+            names[(like, seed)] = train_cell(config, like, seed, progress)
+        control = train_null_control(config, names[(like, seed)], progress)
+        controls.append({"seed": seed, **measure(control, config.diff, config.eval, progress)})
+    for seed in config.seeds:
+        for mix in config.mixes:
+            cell = {"mix": mix, "mix_label": mix_label(mix), "seed": seed,
+                    **measure(names[(mix, seed)], config.diff, config.eval, progress)}
+            mine = [c["diff"] for c in controls if c["seed"] == seed]
+            cell["check"] = verdict(config.family, cell["diff"], mine, cell["property"]["value"], config.check)
+            cells.append(cell)
+    from orglab.evals.run import HEADLINE, run_eval
+
+    base_eval = run_eval(config.base, replace(config.eval, suite=prop_suite(config.family), target=config.target,
+                                              compare=False), progress=False)
+    sweep = {"name": config.sweep_name(), "family": config.family, "base": config.base, "target": config.target,
+             "mixes": list(config.mixes), "seeds": list(config.seeds),
+             "property": {"metric": prop.metric, "label": prop.label, "higher_is_stronger": prop.higher_is_stronger},
+             "cells": cells, "controls": controls,
+             "base_property": _property(base_eval, config.base, HEADLINE[base_eval["suite"]]),
+             "config": _config_dict(config)}
+    return _store(sweep)
+
+
+def prop_suite(family: str) -> str:
+    from orglab.evals.run import FAMILY_SUITE
+
+    return FAMILY_SUITE[family]
+
+
+def _config_dict(config: SweepConfig) -> dict:
+    d = asdict(config)
+    d["mixes"], d["seeds"] = list(config.mixes), list(config.seeds)
+    return d
+
+
+def _store(sweep: dict) -> dict:
+    """A 'sweep' run keyed by the sweep's settings and every inner run it read, with sweep.json as artifact."""
+    inner = sorted({run for c in sweep["cells"] + sweep["controls"] for run in c["diff_runs"].values()})
+    key = {"config": sweep["config"], "diff_runs": inner,
+           "properties": [c["property"] for c in sweep["cells"] + sweep["controls"]]}
+    with Registry() as reg:
+        run = reg.start_run("sweep", sweep["name"], key)
+        folder = artifact_dir(sweep["name"], "sweep", run.config_hash)
+        if run.reused and not reg.verify_artifacts(run.id):
+            return load_sweep(sweep["name"], registry=reg)
+        if run.reused:
+            run = reg.start_run("sweep", sweep["name"], key, force=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        sweep["run"] = run.id
+        (folder / "sweep.json").write_text(json.dumps(sweep, indent=1, default=str))
+        reg.add_artifact(run.id, "sweep", folder / "sweep.json")
+        reg.log_metrics(run.id, {f"{c['mix_label']}/s{c['seed']}/passed": float(c["check"]["passed"])
+                                 for c in sweep["cells"]})
+        reg.finish_run(run.id)
+    return sweep
+
+
+def load_sweep(name: str, registry: Registry | None = None) -> dict:
+    """The latest finished sweep stored under `name`."""
+    reg = registry or Registry()
+    try:
+        runs = reg.list_runs(subject=name, kind="sweep", status="done")
+        if not runs:
+            known = sorted({r.subject for r in reg.list_runs(kind="sweep", status="done")})
+            hint = f" Stored sweeps: {', '.join(known)}." if known else " Run `orglab sweep` first."
+            raise OrglabError(f"No finished sweep named '{name}'.{hint}")
+        latest = max(runs, key=lambda r: r.id)
+        path = next((a["path"] for a in reg.get_artifacts(latest.id) if a["kind"] == "sweep"), None)
+        if path is None:
+            raise OrglabError(f"The sweep '{name}' has lost its sweep.json; run the sweep again to rebuild it.")
+        with open(path) as f:
+            return json.load(f)
+    finally:
+        if registry is None:
+            reg.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Check one organism
+
+
+def check_organism(name: str, check: CheckConfig = CheckConfig(), diff: DiffConfig = DiffConfig(),
+                   evaluation: EvalConfig = EvalConfig(compare=False), progress: bool = True) -> dict:
+    """`orglab check`: the organism's detectability against its null control(s) and its property."""
+    with Registry() as reg:
+        record = reg.get_organism(name)
+        if record is None:
+            raise OrglabError(f"No organism named '{name}' is registered; `orglab registry list` shows what is.")
+        if record["family"] == "control":
+            raise OrglabError(f"'{name}' is a null control; check the organism it mirrors ({record['target']}).")
+        controls = sibling_controls(reg, record)
+    if not controls:
+        raise OrglabError(f"Organism '{name}' has no null control to be judged against; train one with "
+                          f"`orglab train control --base {record['base']} --like {name}`.")
+    mine = measure(name, diff, evaluation, progress)
+    refs = [measure(c, diff, None, progress) for c in controls]
+    result = verdict(record["family"], mine["diff"], [r["diff"] for r in refs], mine["property"]["value"], check)
+    return {"organism": name, "family": record["family"], "controls": controls, **result,
+            "property": mine["property"]}
