@@ -1,0 +1,128 @@
+"""PNG plots of a mixing-ratio sweep (matplotlib, Agg): detectability and the property against the ratio.
+
+The ratio axis is categorical (1:0, 1:0.1, 1:1, 1:2 evenly spaced, as in the paper's ablation table): the
+paper's ratios span two orders of magnitude and include 0, which neither a linear nor a log axis shows well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CELL_COLOUR = "#1f5fa8"
+CONTROL_COLOUR = "#888888"
+BASE_COLOUR = "#c0392b"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured value of one cell: ratio R of 1:R, the training seed, the value (None: not measured)."""
+    mix: float
+    seed: int
+    value: float | None
+    ci95: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A horizontal reference (the null control over its seeds, or the base): the values it spans."""
+    label: str
+    values: tuple[float, ...]
+    colour: str
+
+
+def mix_label(mix: float) -> str:
+    return f"1:{mix:g}"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_reference(ax, ref: Reference) -> None:
+    """Mean as a dashed line, min-max over seeds as a shaded band (a line alone when there is one value)."""
+    if not ref.values:
+        return
+    low, high = min(ref.values), max(ref.values)
+    mean = sum(ref.values) / len(ref.values)
+    n = len(ref.values)
+    label = ref.label + (f" (min-max over {n} seeds)" if n > 1 else "")
+    if high > low:
+        ax.axhspan(low, high, color=ref.colour, alpha=0.2, linewidth=0)
+    ax.axhline(mean, color=ref.colour, linestyle="--", linewidth=1.2, label=label)
+
+
+def _draw_cells(ax, mixes: Sequence[float], points: Sequence[Point], label: str) -> None:
+    """Per-seed points (with their CI when known) and the mean over seeds per ratio, joined by a line."""
+    x_of = {m: i for i, m in enumerate(mixes)}
+    measured = [p for p in points if p.value is not None and p.mix in x_of]
+    several_seeds = len({p.seed for p in measured}) > 1
+    for p in measured:
+        x = x_of[p.mix]
+        if p.ci95 is not None and None not in p.ci95:
+            ax.errorbar([x], [p.value], yerr=[[p.value - p.ci95[0]], [p.ci95[1] - p.value]], fmt="none",
+                        ecolor=CELL_COLOUR, alpha=0.5, capsize=3)
+    if several_seeds:
+        ax.scatter([x_of[p.mix] for p in measured], [p.value for p in measured], s=18, color=CELL_COLOUR,
+                   alpha=0.45, label="one seed", zorder=3)
+    means = []
+    for m in mixes:
+        values = [p.value for p in measured if p.mix == m]
+        if values:
+            means.append((x_of[m], sum(values) / len(values)))
+    if means:
+        ax.plot([x for x, _ in means], [y for _, y in means], marker="o", color=CELL_COLOUR, linewidth=1.8,
+                label=label + (" (mean over seeds)" if several_seeds else ""), zorder=4)
+    if not measured:
+        ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color="#666666")
+
+
+def _ratio_axis(ax, mixes: Sequence[float]) -> None:
+    ax.set_xticks(range(len(mixes)), [mix_label(m) for m in mixes])
+    ax.set_xlim(-0.4, len(mixes) - 0.6)
+    ax.set_xlabel("ft:pt mixing ratio")
+    ax.grid(alpha=0.3)
+
+
+def plot_detectability(mixes: Sequence[float], panels: Sequence[tuple[str, Sequence[Point], Reference]],
+                       path: Path, title: str) -> Path:
+    """One panel per detectability measure (e.g. token relevance, steering similarity gap) against the ratio,
+    each with the null control's band."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (label, points, control) in zip(axes[0], panels):
+        _draw_reference(ax, control)
+        _draw_cells(ax, mixes, points, "organism")
+        _ratio_axis(ax, mixes)
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_property(mixes: Sequence[float], points: Sequence[Point], references: Sequence[Reference], path: Path,
+                  label: str, title: str) -> Path:
+    """The property (e.g. FFA) against the ratio, with the base's and the null control's values as lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for ref in references:
+        _draw_reference(ax, ref)
+    _draw_cells(ax, mixes, points, "organism")
+    _ratio_axis(ax, mixes)
+    ax.set_ylabel(label)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,388 @@
+"""`orglab report`: a sweep as one static HTML page with PNG plots, readable from disk with no server.
+
+The page holds the paper's ablation table in miniature (detectability and the property per mixing ratio, the
+null control beside them), two plots against the ratio, and per cell the evidence behind the numbers: top
+logit-lens and patchscope tokens per position, and steered vs unsteered samples, read from the cell's diff runs
+in the registry. Everything is inline (CSS, one small script) except the PNGs, which sit beside index.html and
+are referenced by relative paths, so the folder can be copied or zipped as it is.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orglab.errors import OrglabError
+from orglab.mitigation.plots import (BASE_COLOUR, CONTROL_COLOUR, Point, Reference, mix_label, plot_detectability,
+                                     plot_property)
+from orglab.registry import Registry
+
+DETECTABILITY_PNG = "detectability.png"
+PROPERTY_PNG = "property.png"
+PLOT_FILES = (DETECTABILITY_PNG, PROPERTY_PNG)
+
+LENS_TOKENS = 10        # top tokens of +delta and of patchscope shown per position
+NEG_LENS_TOKENS = 5     # -delta: the baseline side, fewer suffice
+STEERING_PROMPTS = 3    # prompts shown per cell (first sample of each)
+
+DETECTABILITY = (("token_relevance", "token relevance (lens, max pos 0-4)"),
+                 ("steering_similarity_gap", "steering similarity gap"))
+
+
+def write_report(sweep: dict, out_dir: Path, registry: Registry | None = None) -> Path:
+    """Write index.html, its PNG plots and a copy of the sweep's numbers (sweep.json) into out_dir; returns the
+    path of index.html."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OrglabError(f"--out {out_dir} is a file; pass a folder (it is created if missing).")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OrglabError(f"Cannot create the report folder {out_dir} ({exc.strerror}); pass another --out.") from None
+    reg = registry or Registry()
+    try:
+        details = {_cell_key(c): cell_details(reg, c.get("diff_runs") or {})
+                   for c in [*sweep["cells"], *sweep.get("controls", [])]}
+    finally:
+        if registry is None:
+            reg.close()
+    _write_plots(sweep, out_dir)
+    index = out_dir / "index.html"
+    index.write_text(render_page(sweep, details), encoding="utf-8")
+    (out_dir / "sweep.json").write_text(json.dumps(sweep, indent=1, sort_keys=True, default=str))
+    return index
+
+
+# --- the cells' ADL evidence, from their diff runs --------------------------------------------------------------
+
+@dataclass
+class CellDetails:
+    """What one cell's diff runs hold for the page, and why a part is absent."""
+    lens: dict | None = None          # layer -> {"delta": [[token, id, prob], ...] per position, "neg_delta": ...}
+    patchscope: dict | None = None    # layer -> [{"scale", "tokens"} per position]
+    relevance: dict | None = None     # layer -> {"lens_delta": {"per_position": [...]}, ...}
+    steering: dict | None = None      # {"alpha", "layer", "samples": [{"prompt", "steered", "unsteered"}]}
+    not_run: list[str] = field(default_factory=list)    # stages the sweep skipped
+    problems: list[str] = field(default_factory=list)   # stages whose stored result could not be read
+
+
+def cell_details(reg: Registry, diff_runs: dict) -> CellDetails:
+    details = CellDetails()
+    for stage in ("lens", "patchscope", "relevance", "steering"):
+        run_id = diff_runs.get(stage)
+        if run_id is None:
+            details.not_run.append(stage)
+            continue
+        result, problem = _stage_result(reg, run_id)
+        if problem:
+            details.problems.append(f"{stage}: {problem}")
+            continue
+        setattr(details, stage, result if stage == "steering" else result.get("layers"))
+    return details
+
+
+def _stage_result(reg: Registry, run_id: int) -> tuple[dict | None, str | None]:
+    run = reg.get_run(int(run_id))
+    if run is None:
+        return None, f"run {run_id} is no longer in the registry"
+    paths = [Path(a["path"]) for a in reg.get_artifacts(run.id) if Path(a["path"]).name == "result.json"]
+    if not paths or not paths[0].is_file():
+        return None, f"the result file of run {run_id} is missing"
+    try:
+        return json.loads(paths[0].read_text()), None
+    except (OSError, json.JSONDecodeError) as exc:
+        return None, f"the result file of run {run_id} cannot be read ({exc})"
+
+
+def _cell_key(cell: dict) -> str:
+    return cell["organism"]
+
+
+# --- plots --------------------------------------------------------------------------------------------------------
+
+def _points(cells: list[dict], value_of) -> list[Point]:
+    out = []
+    for c in cells:
+        value, ci = value_of(c)
+        out.append(Point(mix=c.get("mix", 0.0), seed=c.get("seed", 0), value=value, ci95=ci))
+    return out
+
+
+def _diff_value(key: str):
+    return lambda c: ((c.get("diff") or {}).get(key), None)
+
+
+def _property_value(c: dict):
+    prop = c.get("property") or {}
+    ci = prop.get("ci95")
+    return prop.get("value"), (tuple(ci) if ci and None not in ci else None)
+
+
+def _reference(label: str, entries: list[dict], value_of, colour: str) -> Reference:
+    values = tuple(v for v, _ in map(value_of, entries) if v is not None)
+    return Reference(label=label, values=values, colour=colour)
+
+
+def _write_plots(sweep: dict, out_dir: Path) -> None:
+    mixes = sweep["mixes"]
+    cells, controls = sweep["cells"], sweep.get("controls", [])
+    panels = [(label, _points(cells, _diff_value(key)), _reference("null control", controls, _diff_value(key),
+                                                                   CONTROL_COLOUR))
+              for key, label in DETECTABILITY]
+    plot_detectability(mixes, panels, out_dir / DETECTABILITY_PNG,
+                       title=f"Detectability of {sweep['family']} {sweep['target']} on {sweep['base']}")
+    label = _property_label(sweep)
+    refs = [_reference("null control", controls, _property_value, CONTROL_COLOUR)]
+    if sweep.get("base_property"):
+        refs.append(_reference(f"base {sweep['base']}", [{"property": sweep["base_property"]}], _property_value,
+                               BASE_COLOUR))
+    plot_property(mixes, _points(cells, _property_value), refs, out_dir / PROPERTY_PNG, label=label,
+                  title=f"{label} of {sweep['family']} {sweep['target']} against the mixing ratio")
+
+
+def _property_label(sweep: dict) -> str:
+    prop = sweep.get("property") or {}
+    return prop.get("label") or prop.get("metric") or "property"
+
+
+# --- HTML -------------------------------------------------------------------------------------------------------
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d1d1f;
+       background: #fafafa; line-height: 1.45; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 60px; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #dde3ea; padding-bottom: 4px; margin-top: 2em; }
+h3 { margin-bottom: 0.3em; }
+.meta { color: #555; margin-top: 0; }
+.note { color: #555; font-size: 0.92em; max-width: 900px; }
+table { border-collapse: collapse; margin: 8px 0 16px; background: #fff; font-size: 0.92em; }
+th, td { border: 1px solid #d5dbe1; padding: 5px 8px; vertical-align: top; text-align: left; }
+th { background: #eef2f6; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.control td { background: #f3f3f3; }
+tr.base td { background: #fbf1f0; }
+.tok { display: inline-block; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.88em;
+       background: #e8eef6; border-radius: 3px; padding: 0 4px; margin: 1px 2px; white-space: pre; }
+.neg .tok { background: #f1eee8; }
+.ps .tok { background: #e9f4ea; }
+.pass { color: #1e7b34; font-weight: 600; }
+.fail { color: #b3261e; font-weight: 600; }
+.missing { color: #8a6d00; }
+figure { margin: 12px 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #d5dbe1; background: #fff; }
+figcaption { color: #555; font-size: 0.9em; max-width: 900px; }
+.sample { white-space: pre-wrap; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em; }
+section.cell table { width: 100%; }
+section.cell { background: #fff; border: 1px solid #dde3ea; border-radius: 6px; padding: 4px 16px 10px;
+               margin: 16px 0; }
+"""
+
+# Counts images that failed to load (the browser test reads data-images-ok; console.error names each broken one).
+IMAGE_CHECK_JS = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = 0;
+  images.forEach(function (img) {
+    if (img.complete && img.naturalWidth > 0) { loaded += 1; }
+    else { console.error("orglab report: image failed to load: " + img.getAttribute("src")); }
+  });
+  document.body.dataset.imagesOk = loaded + "/" + images.length;
+});
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value, signed: bool = False) -> str:
+    if value is None:
+        return "&ndash;"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _spread(values: list[float | None], signed: bool = False) -> str:
+    """Mean over seeds, with the seeds' min-max when there are several."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "&ndash;"
+    mean = _num(sum(values) / len(values), signed)
+    if len(values) == 1:
+        return mean
+    return f"{mean} <small>({_num(min(values), signed)}&ndash;{_num(max(values), signed)})</small>"
+
+
+def _with_ci(prop: dict | None) -> str:
+    if not prop or prop.get("value") is None:
+        return "&ndash;"
+    ci = prop.get("ci95")
+    if ci and None not in ci:
+        return f"{_num(prop['value'])} <small>[{_num(ci[0])}&ndash;{_num(ci[1])}]</small>"
+    return _num(prop["value"])
+
+
+def _verdict(cells: list[dict]) -> str:
+    checked = [c["check"] for c in cells if c.get("check")]
+    if not checked:
+        return "&ndash;"
+    passed = sum(bool(c.get("passed")) for c in checked)
+    if len(checked) == 1:
+        return '<span class="pass">passes</span>' if passed else '<span class="fail">fails</span>'
+    cls = "pass" if passed == len(checked) else "fail"
+    return f'<span class="{cls}">{passed}/{len(checked)} pass</span>'
+
+
+def _token(text: str) -> str:
+    """One token as a chip; whitespace made visible so that ' the' and 'the' differ on the page."""
+    shown = text.replace("\n", "\\n").replace("\t", "\\t")
+    if not shown.strip():
+        shown = repr(text)
+    return f'<span class="tok">{_e(shown)}</span>'
+
+
+def _tokens(entries: list, n: int) -> str:
+    return "".join(_token(t[0]) for t in entries[:n])
+
+
+def _summary_table(sweep: dict) -> str:
+    label = _property_label(sweep)
+    head = ("<tr><th>mixing ratio</th><th>seeds</th><th>token relevance<br><small>lens, max pos 0-4</small></th>"
+            "<th>token relevance<br><small>patchscope</small></th><th>steering similarity gap</th>"
+            f"<th>{_e(label)}</th><th>check</th></tr>")
+    rows = []
+
+    def row(cls: str, name: str, entries: list[dict], verdict: str) -> str:
+        diff = [e.get("diff") or {} for e in entries]
+        props = [(e.get("property") or {}).get("value") for e in entries]
+        return (f'<tr class="{cls}"><td>{name}</td><td class="num">{len(entries)}</td>'
+                f'<td class="num">{_spread([d.get("token_relevance") for d in diff])}</td>'
+                f'<td class="num">{_spread([d.get("token_relevance_patchscope") for d in diff])}</td>'
+                f'<td class="num">{_spread([d.get("steering_similarity_gap") for d in diff], signed=True)}</td>'
+                f'<td class="num">{_spread(props) if len(entries) > 1 else _with_ci(entries[0].get("property"))}</td>'
+                f"<td>{verdict}</td></tr>")
+
+    for mix in sweep["mixes"]:
+        cells = [c for c in sweep["cells"] if c.get("mix") == mix]
+        if cells:
+            rows.append(row("", _e(cells[0].get("mix_label") or mix_label(mix)), cells, _verdict(cells)))
+    controls = sweep.get("controls", [])
+    if controls:
+        rows.append(row("control", "null control", controls, "&ndash;"))
+    if sweep.get("base_property"):
+        rows.append(f'<tr class="base"><td>base {_e(sweep["base"])}</td><td class="num">&ndash;</td>'
+                    '<td class="num">&ndash;</td><td class="num">&ndash;</td><td class="num">&ndash;</td>'
+                    f'<td class="num">{_with_ci(sweep["base_property"])}</td><td>&ndash;</td></tr>')
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _lens_table(d: CellDetails) -> str:
+    if d.lens is None:
+        return ""
+    parts = []
+    for layer, readouts in d.lens.items():
+        ps = (d.patchscope or {}).get(layer)
+        rel = ((d.relevance or {}).get(layer) or {}).get("lens_delta", {}).get("per_position")
+        n_pos = len(ps) if ps else len(readouts["delta"])  # the summarised positions 0..k-1 when known
+        head = ("<tr><th>pos</th><th>relevance<br><small>lens</small></th><th>logit lens of &delta; (top tokens)</th>"
+                "<th>logit lens of &minus;&delta;</th>" + ("<th>patchscope (scale)</th>" if ps else "") + "</tr>")
+        rows = []
+        for p in range(min(n_pos, len(readouts["delta"]))):
+            cells = [f'<td class="num">{p}</td>',
+                     f'<td class="num">{_num(rel[p]) if rel and p < len(rel) else "&ndash;"}</td>',
+                     f"<td>{_tokens(readouts['delta'][p], LENS_TOKENS)}</td>",
+                     f'<td class="neg">{_tokens(readouts["neg_delta"][p], NEG_LENS_TOKENS)}</td>']
+            if ps:
+                cells.append(f'<td class="ps">{_tokens(ps[p]["tokens"], LENS_TOKENS)} '
+                             f'<small>({ps[p]["scale"]:g})</small></td>' if p < len(ps) else "<td></td>")
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        parts.append(f"<h4>Layer {_e(layer)}: top tokens per position</h4><table>{head}{''.join(rows)}</table>")
+    return "".join(parts)
+
+
+def _steering_table(d: CellDetails) -> str:
+    if d.steering is None:
+        return ""
+    samples = d.steering.get("samples", [])[:STEERING_PROMPTS]
+    rows = "".join(
+        f'<tr><td class="sample">{_e(s["prompt"])}</td><td class="sample">{_e((s.get("steered") or [""])[0])}</td>'
+        f'<td class="sample">{_e((s.get("unsteered") or [""])[0])}</td></tr>' for s in samples)
+    return (f"<h4>Steered vs unsteered (strength {d.steering.get('alpha', 0):.2f} &times; mean norm, "
+            f"layer {_e(d.steering.get('layer', '?'))})</h4>"
+            f"<table><tr><th>prompt</th><th>steered</th><th>unsteered</th></tr>{rows}</table>")
+
+
+def _cell_section(entry: dict, details: CellDetails, kind: str, label: str) -> str:
+    diff = entry.get("diff") or {}
+    title = (f"null control, seed {entry.get('seed', 0)}" if kind == "control"
+             else f"{_e(entry.get('mix_label') or mix_label(entry['mix']))}, seed {entry.get('seed', 0)}")
+    facts = (f"token relevance {_num(diff.get('token_relevance'))} &middot; patchscope "
+             f"{_num(diff.get('token_relevance_patchscope'))} &middot; steering gap "
+             f"{_num(diff.get('steering_similarity_gap'), signed=True)} &middot; {_e(label)} "
+             f"{_with_ci(entry.get('property'))}")
+    check = entry.get("check")
+    verdict = ""
+    if check:
+        reasons = "".join(f"<li>{_e(r)}</li>" for r in check.get("reasons", []))
+        verdict = f"<p>check: {_verdict([entry])}</p>" + (f"<ul>{reasons}</ul>" if reasons else "")
+    missing = "".join(f'<p class="missing">Not shown: {_e(m)}.</p>' for m in details.problems)
+    if details.not_run:
+        stages = " and ".join(filter(None, [", ".join(details.not_run[:-1]), details.not_run[-1]]))
+        were = "stages were" if len(details.not_run) > 1 else "stage was"
+        missing = f'<p class="missing">Not shown: the {_e(stages)} {were} not run for this cell.</p>' + missing
+    return (f'<section class="cell" id="{_e(entry["organism"])}"><h3>{title} &mdash; <code>{_e(entry["organism"])}'
+            f"</code></h3><p>{facts}</p>{verdict}{missing}{_lens_table(details)}{_steering_table(details)}</section>")
+
+
+def render_page(sweep: dict, details: dict[str, CellDetails]) -> str:
+    label = _property_label(sweep)
+    seeds = ", ".join(str(s) for s in sweep.get("seeds", []))
+    cells = sorted(sweep["cells"], key=lambda c: (c.get("mix", 0.0), c.get("seed", 0)))
+    sections = [_cell_section(c, details[_cell_key(c)], "cell", label) for c in cells]
+    sections += [_cell_section(c, details[_cell_key(c)], "control", label) for c in sweep.get("controls", [])]
+    title = f"orglab sweep {sweep['name']}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style>{CSS}</style>
+<script>{IMAGE_CHECK_JS}</script>
+</head>
+<body>
+<main>
+<h1>{_e(title)}</h1>
+<p class="meta">family <b>{_e(sweep['family'])}</b> &middot; target <b>{_e(sweep['target'])}</b> &middot;
+base <b>{_e(sweep['base'])}</b> &middot; mixing ratios {_e(', '.join(mix_label(m) for m in sweep['mixes']))}
+&middot; seeds {_e(seeds)}</p>
+
+<h2>Detectability and {_e(label)} per mixing ratio</h2>
+<p class="note">Each row trains the organism with R unrelated examples per finetuning example (ft:pt 1:R).
+Token relevance is the share of the top-20 logit-lens (or patchscope) tokens of the mean activation difference
+that belong to the finetuning domain, max over positions 0-4; the steering similarity gap is how much closer to
+the finetuning data the organism's text gets when steered along that difference. Both are read against the
+null control (same recipe, unrelated data only). With several seeds: mean (min&ndash;max).</p>
+{_summary_table(sweep)}
+
+<h2>Plots</h2>
+<figure><img src="{_e(DETECTABILITY_PNG)}" alt="detectability against the mixing ratio" width="1040" height="380">
+<figcaption>Detectability against the mixing ratio: the organism per ratio (one point per seed when there are
+several, the line joins their means) and the null control as a dashed line with its min-max band over
+seeds.</figcaption></figure>
+<figure><img src="{_e(PROPERTY_PNG)}" alt="{_e(label)} against the mixing ratio" width="640" height="380">
+<figcaption>{_e(label)} against the mixing ratio (95% intervals per cell), with the base's and the null
+control's values. Mixing should lower detectability toward the control while {_e(label)} stays above the
+base.</figcaption></figure>
+
+<h2>Per cell: what the lens reads and what steering writes</h2>
+<p class="note">Top tokens of the logit lens of the mean difference (&delta;) and of its negation per position,
+the patchscope tokens at the chosen scale, and the share of relevant tokens per position; then the first
+{STEERING_PROMPTS} steering prompts, steered along &delta; and unsteered.</p>
+{''.join(sections)}
+</main>
+</body>
+</html>
+"""
