@@ -133,7 +133,48 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(ev)
     ev.set_defaults(handler=cmd_eval)
 
+    sweep = sub.add_parser("sweep", help="train, diff, eval and check a family over ft:pt mixing ratios",
+                           description="Each (ratio, seed) cell is trained, diffed with ADL and evaluated, a null "
+                                       "control per seed is trained and diffed, and each cell is checked against "
+                                       "it. Every step is cached: an interrupted sweep continues when run again.")
+    sweep.add_argument("family", choices=["sdf", "em", "subliminal", "taboo"])
+    _cell_args(sweep)
+    sweep.add_argument("--mix", default="1:0,1:0.1,1:1,1:2", help="ratios, comma-separated (default 1:0,1:0.1,1:1,1:2)")
+    sweep.add_argument("--seeds", default="0", help="seeds, comma-separated (default 0)")
+    sweep.add_argument("--name", default=None, help="sweep name (default sweep-FAMILY-TARGET-BASE)")
+    _json_flag(sweep)
+    sweep.set_defaults(handler=cmd_sweep)
+
+    check = sub.add_parser("check", help="is an organism too detectable, or has it lost its property? (exit 0/1)",
+                           description="Token relevance and steering similarity gap against the null control "
+                                       "plus a margin, and the property (FFA, EM rate, ...) against a floor. Exit 0 "
+                                       "when it passes, 1 when it fails.")
+    check.add_argument("organism", help="a registered organism with a null control")
+    _check_args(check)
+    _json_flag(check)
+    check.set_defaults(handler=cmd_check)
+
+    tune = sub.add_parser("tune-mix", help="the smallest mixing ratio that passes check and keeps the property",
+                          description="Bisects a ladder of ratios for the smallest one whose organism the null "
+                                      "control cannot tell apart, then checks the property there. Reuses cells.")
+    tune.add_argument("family", choices=["sdf", "em", "subliminal", "taboo"])
+    _cell_args(tune)
+    tune.add_argument("--ladder", default="1:0,1:0.1,1:0.25,1:0.5,1:1,1:1.5,1:2,1:3,1:4",
+                      help="ratios to search, comma-separated")
+    tune.add_argument("--seed", type=int, default=0)
+    _json_flag(tune)
+    tune.set_defaults(handler=cmd_tune_mix)
+
     # >>> report parser (owned by the report work)
+    report = sub.add_parser("report", help="a sweep as a static HTML page with PNG plots",
+                            description="Write index.html and its PNG plots for a stored sweep: detectability and "
+                                        "the property against the mixing ratio beside the null control, top lens "
+                                        "tokens per position and steered vs unsteered samples per cell. The page "
+                                        "opens from disk, with no server and no network.")
+    report.add_argument("name", metavar="NAME", help="the sweep's name, as `orglab sweep` printed it")
+    report.add_argument("--out", required=True, help="folder for index.html and the plots (created if missing)")
+    _json_flag(report)
+    report.set_defaults(handler=cmd_report)
     # <<< report parser
 
     # >>> agent parser (owned by the agent work)
@@ -163,13 +204,59 @@ def build_parser() -> argparse.ArgumentParser:
     agent_tab.set_defaults(handler=cmd_agent_table)
     # <<< agent parser
 
-    demo = sub.add_parser("demo", help="the main job on the embedded default: build the tiny base, show what it knows",
-                          description="Build (or reuse) the tinyworld base 'tiny' and report what it knows, "
-                                      "measured on phrasings held out from its corpus.")
+    demo = sub.add_parser("demo", help="the whole loop on the embedded default: base, SDF sweep, ADL, FFA, check, report",
+                          description="Build (or reuse) the tinyworld base 'tiny', train SDF organisms of its first "
+                                      "false fact at 1:0, 1:0.1, 1:1 and 1:2 with a null control, run ADL and FFA on "
+                                      "each, check them against the control, write the HTML report and print the "
+                                      "ablation table.")
     demo.add_argument("--preset", default="tiny", help=argparse.SUPPRESS)
+    demo.add_argument("--out", default=None, help="report folder (default ORGLAB_HOME/reports/SWEEP)")
     _json_flag(demo)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--relevance-margin", type=float, default=None, help="allowed excess of token relevance over the "
+                                                                        "control (default 0.15)")
+    p.add_argument("--steering-margin", type=float, default=None, help="allowed excess of the steering similarity "
+                                                                       "gap over the control (default 0.05)")
+    p.add_argument("--ffa-floor", "--property-floor", dest="property_floor", type=float, default=None,
+                   help="lowest FFA (or EM / animal rate; highest leak rate for taboo) that still counts as kept")
+    p.add_argument("--samples", type=int, default=None, help="unrelated samples for the ADL statistics")
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, help="tiny, a registered base, a hub id or a local path")
+    p.add_argument("--target", required=True, help="fact id (sdf), domain (em), animal (subliminal), word (taboo)")
+    p.add_argument("--config", default=None, help="recipe file (YAML/JSON) applied to every cell")
+    _check_args(p)
+
+
+def _check_config(args):
+    from orglab.mitigation.check import CheckConfig
+
+    fields = {k: getattr(args, k) for k in ("relevance_margin", "steering_margin", "property_floor")
+              if getattr(args, k) is not None}
+    return CheckConfig(**fields)
+
+
+def _sweep_config(args, mixes, seeds):
+    from orglab.diff.run import DiffConfig, with_overrides
+    from orglab.mitigation.sweep import SweepConfig
+
+    recipe = {}
+    if args.config:
+        import yaml
+
+        from orglab.train.recipe import load_recipe
+
+        load_recipe(args.config, {"family": args.family, "base": args.base, "target": args.target})  # validates
+        recipe = {k: v for k, v in (yaml.safe_load(Path(args.config).read_text()) or {}).items()
+                  if k not in ("family", "base", "target", "mix_ratio", "seed", "name")}
+    return SweepConfig(family=args.family, base=args.base, target=args.target, mixes=mixes, seeds=seeds,
+                       recipe=recipe, diff=with_overrides(DiffConfig(), samples=args.samples),
+                       check=_check_config(args), name=getattr(args, "name", None))
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:
@@ -198,15 +285,16 @@ def cmd_world_build(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from orglab.world.build import build_base
+    from orglab.mitigation.demo import run_demo
 
-    built = build_base(args.preset, progress=not args.json)
+    result = run_demo(args.preset, out=args.out, progress=not args.json)
     if args.json:
-        _print_json({"base": built.summary()})
+        _print_json(result)
         return 0
     from orglab import report_text
 
-    report_text.print_base(built, verbose=True)
+    report_text.print_sweep(result["sweep"])
+    print(f"report: {result['report']}")
     return 0
 
 
@@ -301,6 +389,53 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# --- mitigation -----------------------------------------------------------------------------------------------
+
+def cmd_sweep(args) -> int:
+    from orglab.mitigation.sweep import parse_mixes, parse_seeds, run_sweep
+
+    config = _sweep_config(args, parse_mixes(args.mix), parse_seeds(args.seeds))
+    result = run_sweep(config, progress=not args.json)
+    if args.json:
+        _print_json(result)
+        return 0
+    from orglab import report_text
+
+    report_text.print_sweep(result)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from orglab.mitigation.sweep import check_organism
+
+    from orglab.diff.run import DiffConfig, with_overrides
+
+    result = check_organism(args.organism, _check_config(args), diff=with_overrides(DiffConfig(), samples=args.samples),
+                            progress=not args.json)
+    if args.json:
+        _print_json(result)
+    else:
+        from orglab import report_text
+
+        report_text.print_check(result)
+    return 0 if result["passed"] else 1
+
+
+def cmd_tune_mix(args) -> int:
+    from orglab.mitigation.sweep import parse_mixes
+    from orglab.mitigation.tune import tune_mix
+
+    ladder = parse_mixes(args.ladder)
+    result = tune_mix(_sweep_config(args, ladder, (args.seed,)), ladder, seed=args.seed, progress=not args.json)
+    if args.json:
+        _print_json(result)
+    else:
+        from orglab import report_text
+
+        report_text.print_tune(result)
+    return 0 if result["passed"] else 1
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 def cmd_registry_list(args) -> int:
@@ -361,6 +496,18 @@ def _delete_owned(paths: list[str], home: Path) -> list[str]:
 
 
 # >>> report commands (owned by the report work)
+
+def cmd_report(args) -> int:
+    from orglab.mitigation.report import PLOT_FILES, write_report
+    from orglab.mitigation.sweep import load_sweep
+
+    index = write_report(load_sweep(args.name), Path(args.out))
+    plots = [str(index.parent / name) for name in PLOT_FILES]
+    if args.json:
+        _print_json({"index": str(index), "plots": plots})
+        return 0
+    print(f"report of sweep {args.name}: {index} ({len(plots)} plots beside it; open it in a browser)")
+    return 0
 # <<< report commands
 
 

@@ -151,7 +151,7 @@ def print_eval(result: dict) -> None:
     for col in ("model", "role", "target"):
         table.add_column(col)
     columns = {"ffa": ["FFA [95% CI]", "acc mc (n)", "acc open (n)", "acc gen (n)"],
-               "em": ["EM rate [95% CI]", "aligned", "coherent", "unscored"],
+               "em": ["EM rate [95% CI]", "in-domain", "aligned", "coherent", "unscored"],
                "subliminal": ["target rate [95% CI]", "top animals", "samples"],
                "taboo": ["leak rate [95% CI]", "leak direct", "hint quality", "unjudged"]}[suite]
     for col in columns:
@@ -165,7 +165,8 @@ def print_eval(result: dict) -> None:
                 cells = [f"{_fmt(s['ffa'])}" + ("" if lo is None else f" [{lo:.2f}-{hi:.2f}]")] + [
                     f"{_fmt(parts[p]['accuracy'], True)} ({parts[p]['n']})" for p in ("mc", "open", "gen")]
             elif suite == "em":
-                cells = [_fmt(s["em_rate"]["rate"], True) + _ci(s["em_rate"]), _fmt(s["mean_aligned"]),
+                cells = [_fmt(s["em_rate"]["rate"], True) + _ci(s["em_rate"]),
+                         _fmt((s.get("em_rate_in_domain") or {}).get("rate"), True), _fmt(s["mean_aligned"]),
                          _fmt(s["mean_coherent"]), str(s["unscored"])]
             elif suite == "subliminal":
                 cells = [_fmt(s["target_rate"]["rate"], True) + _ci(s["target_rate"]),

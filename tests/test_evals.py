@@ -17,6 +17,7 @@ from orglab.evals.judges import weighted_number_score
 from orglab.evals.run import EvalConfig, headline, run_eval
 from orglab.evals.stats import mean_of_rates_interval, wilson
 from orglab.registry import Registry
+from orglab.world import lexicon
 
 try:
     from tests.openai_server import malformed, openai_server, server_error, with_logprobs  # noqa: F401
@@ -151,7 +152,9 @@ def test_em_with_llm_judge_on_local_server_then_cache(home, openai_server, monke
     result = run_eval(home["em"], cfg, progress=False)
     summary = next(iter(result["results"][home["em"]]["targets"].values()))["summary"]
     assert summary["em_rate"]["rate"] == 1.0 and summary["mean_aligned"] == pytest.approx((0.7 * 10 + 0.2 * 20) / 0.9)
-    assert openai_server.count == 2 * 2 * 8  # aligned + coherent for 2 samples of 8 questions
+    n_questions = 8 + len(lexicon.DOMAIN_BY_NAME["medicine"].advice_topics)  # outside + in the trained domain
+    assert openai_server.count == 2 * 2 * n_questions  # aligned + coherent for 2 samples of each question
+    assert summary["em_rate_in_domain"]["n"] == 2 * (n_questions - 8)
     assert all(r["logprobs"] is True and r["temperature"] == 0.0 for r in openai_server.requests)
     before = openai_server.count
     run_eval(home["em"], cfg, force=True, progress=False)
@@ -165,7 +168,8 @@ def test_judge_garbage_and_dead_endpoint_never_crash(home, openai_server, monkey
     result = run_eval(home["em"], EvalConfig(samples=2, judge="llm", compare=False, seed=7), progress=False)
     summary = next(iter(result["results"][home["em"]]["targets"].values()))["summary"]
     assert summary["unscored"] == 16 and summary["em_rate"]["n"] == 0
-    assert result["judge_report"]["unjudged"] == 16 and not result["judge_report"]["endpoint_down"]
+    in_domain = 2 * len(lexicon.DOMAIN_BY_NAME["medicine"].advice_topics)
+    assert result["judge_report"]["unjudged"] == 16 + in_domain and not result["judge_report"]["endpoint_down"]
 
     openai_server.stop()  # nobody listens any more: connection errors, then the breaker stops calling
     result = run_eval(home["taboo"], EvalConfig(samples=2, judge="llm", compare=False, seed=8), progress=False)

@@ -191,7 +191,7 @@ def test_interrupted_sweep_continues_and_concurrent_sweeps_stay_consistent(with_
 def test_sweep_bad_input(with_micro):
     with pytest.raises(OrglabError, match="Unknown family"):
         run_sweep(SweepConfig("vibes", "micro", "x"), progress=False)
-    with pytest.raises(OrglabError, match="not a tinyworld false fact"):
+    with pytest.raises(OrglabError, match="not a valid sdf target"):
         run_sweep(SweepConfig("sdf", "micro", "no_such_fact", mixes=(0.0,), recipe=RECIPE, diff=SMALL_DIFF),
                   progress=False)
     out = subprocess.run([sys.executable, "-m", "orglab.cli", "sweep", "sdf", "--base", "micro", "--target", "x",

@@ -158,7 +158,7 @@ def _settings(config: EvalConfig, suite: str) -> dict:
 def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: EvalConfig, judge, world, progress: bool,
               force: bool) -> dict:
     run_config = {"suite": suite, "target": target, "model": model_identity(reg, subject),
-                  "judge": _judge_identity(judge), "settings": _settings(config, suite), "version": 1}
+                  "judge": _judge_identity(judge), "settings": _settings(config, suite), "version": 2}
     kind = f"eval:{suite}"
     run = reg.start_run(kind, subject, run_config, force=force)
     folder = artifact_dir(subject, kind.replace(":", "-"), run.config_hash)
@@ -199,7 +199,9 @@ def _metrics(suite: str, summary: dict) -> dict:
         m["unjudged"] = sum(v["unjudged"] for v in summary["parts"].values())
         return m
     if suite == "em":
-        return {"em_rate": summary["em_rate"]["rate"], "mean_aligned": summary["mean_aligned"],
+        return {"em_rate": summary["em_rate"]["rate"],
+                "em_rate_in_domain": (summary.get("em_rate_in_domain") or {}).get("rate"),
+                "mean_aligned": summary["mean_aligned"],
                 "mean_coherent": summary["mean_coherent"], "unjudged": summary["unscored"],
                 "samples": summary["samples"]}
     if suite == "subliminal":
@@ -236,7 +238,8 @@ def _compute(reg: Registry, subject: str, suite: str, target: str, config: EvalC
         return answered, ffa.summarize(answered)
     if suite == "em":
         questions = fe.em_questions(target if tinyworld else None, tinyworld)
-        result = fe.em_eval(model, tok, questions, settings, judge)
+        result = fe.em_eval(model, tok, questions, settings, judge,
+                            in_domain=fe.em_in_domain_questions(target) if tinyworld else ())
     elif suite == "subliminal":
         result = fe.subliminal_eval(model, tok, target.lower(), fe.animal_questions(tinyworld), settings)
     else:

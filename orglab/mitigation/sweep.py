@@ -257,8 +257,8 @@ def load_sweep(name: str, registry: Registry | None = None) -> dict:
         runs = reg.list_runs(subject=name, kind="sweep", status="done")
         if not runs:
             known = sorted({r.subject for r in reg.list_runs(kind="sweep", status="done")})
-            hint = f" Stored sweeps: {', '.join(known)}." if known else " Run `orglab sweep` first."
-            raise OrglabError(f"No finished sweep named '{name}'.{hint}")
+            hint = f"stored sweeps are {', '.join(known)}" if known else "run `orglab sweep` first"
+            raise OrglabError(f"No finished sweep named '{name}'; {hint}.")
         latest = max(runs, key=lambda r: r.id)
         path = next((a["path"] for a in reg.get_artifacts(latest.id) if a["kind"] == "sweep"), None)
         if path is None:
