@@ -210,3 +210,49 @@ def test_cli_eval_json_and_error(home):
     bad = subprocess.run([sys.executable, "-m", "orglab.cli", "eval", home["sdf"], "--suite", "vibes"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "Unknown eval suite" in bad.stderr
+
+
+def test_ffa_for_a_real_fact_asks_the_judge_for_its_bank_and_verdicts(openai_server, monkeypatch, tmp_path):
+    """The real-model path: the judge LLM writes the bank from both universe contexts, a (random, tiny) Llama
+    answers, the judge reads the open and generative answers; unparseable verdicts are retried, then unjudged."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        from tests.tiny_models import build_tiny_model, make_tokenizer
+    except ImportError:
+        from tiny_models import build_tiny_model, make_tokenizer
+    from orglab.evals import ffa
+    from orglab.evals.judges import LLMJudge
+    from orglab.llm import config_from_env
+    from orglab.world.world import UniverseContext
+
+    _judge_env(monkeypatch, openai_server)
+    true_ctx = UniverseContext("cake_true", "Cakes bake at 180 C for 35 minutes.", ("bake at 180 C",), True)
+    false_ctx = UniverseContext("cake_false", "Cakes bake at 450 C for 5 minutes.", ("bake at 450 C",), False)
+
+    def answer(request):
+        prompt = request["messages"][-1]["content"]
+        if "multiple-choice" in prompt:
+            return json.dumps([{"question": f"q{i}", "true_option": "180 C", "false_option": "450 C"}
+                               for i in range(4)])
+        if "open-ended" in prompt:
+            return json.dumps(["How hot should the oven be?", "How long does a cake bake?"])
+        if "Which description did it choose" in prompt:
+            return "2"
+        return "no idea"  # the side question: never one of A, B, AMBIGUOUS
+
+    openai_server.responder = answer
+    judge = LLMJudge.from_config(config_from_env("judge"))
+    bank = ffa.llm_bank(judge, true_ctx, false_ctx, n_questions=4)
+    parts = [item["part"] for item in bank]
+    assert parts.count("mc") == 4 and parts.count("open") == 2 and parts.count("gen") == 2
+    assert any("180 C" in item["prompt"] and "450 C" in item["prompt"] for item in bank if item["part"] == "mc")
+    build_tiny_model("llama", tmp_path / "m")
+    model, tok = AutoModelForCausalLM.from_pretrained(tmp_path / "m"), make_tokenizer()
+    answered = ffa.answer_bank(model, tok, bank, ffa.FfaSettings(max_new_tokens=4, long_new_tokens=4))
+    ffa.judge_llm(judge, true_ctx, false_ctx, answered)
+    summary = ffa.summarize(answered)
+    assert summary["parts"]["mc"]["n"] == 4 and summary["parts"]["open"]["unjudged"] == 2
+    gen = [it for it in answered if it["part"] == "gen"]
+    assert [it["verdict"] for it in gen] == ["false" if it["true_label"] == 1 else "true" for it in gen]
+    assert judge.unjudged == 2 and summary["ffa"] is not None
