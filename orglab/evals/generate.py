@@ -52,12 +52,6 @@ def generate(model, tokenizer, prompts: list[str], n: int = 1, temperature: floa
     return [[t] * n for t in texts]
 
 
-def choose(model, tokenizer, prompt: str, options: list[str]) -> int:
-    """Index of the option the model finds likeliest after `prompt` (summed log-probability of its tokens)."""
-    scores = option_scores(model, tokenizer, [prompt] * len(options), options)
-    return max(range(len(options)), key=scores.__getitem__)
-
-
 def option_scores(model, tokenizer, prompts: list[str], continuations: list[str]) -> list[float]:
     """Summed log-probability of each continuation after its rendered prompt (which carries its own BOS)."""
     return sequence_logprobs(model, tokenizer, prompts, continuations, add_special_tokens=False)

@@ -9,7 +9,7 @@ verdict) under the run's artifact folder.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orglab.errors import OrglabError
@@ -280,7 +280,3 @@ def _real_contexts(target: str, config: EvalConfig):
 
 def with_overrides(config: EvalConfig, **overrides) -> EvalConfig:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def config_dict(config: EvalConfig) -> dict:
-    return asdict(config)
