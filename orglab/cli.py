@@ -165,7 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(tune)
     tune.set_defaults(handler=cmd_tune_mix)
 
-    # >>> report parser (owned by the report work)
     report = sub.add_parser("report", help="a sweep as a static HTML page with PNG plots",
                             description="Write index.html and its PNG plots for a stored sweep: detectability and "
                                         "the property against the mixing ratio beside the null control, top lens "
@@ -175,9 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for index.html and the plots (created if missing)")
     _json_flag(report)
     report.set_defaults(handler=cmd_report)
-    # <<< report parser
 
-    # >>> agent parser (owned by the agent work)
     agent = sub.add_parser("agent", help="the interpretability agent: name an organism's finetuning objective",
                            description="An LLM agent reads the organism's ADL results (running `orglab diff` first "
                                        "if there are none), may query the base and the organism within an "
@@ -202,7 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(wrongly described as having a narrow objective).")
     _json_flag(agent_tab)
     agent_tab.set_defaults(handler=cmd_agent_table)
-    # <<< agent parser
 
     demo = sub.add_parser("demo", help="the whole loop on the embedded default: base, SDF sweep, ADL, FFA, check, report",
                           description="Build (or reuse) the tinyworld base 'tiny', train SDF organisms of its first "
@@ -495,7 +491,7 @@ def _delete_owned(paths: list[str], home: Path) -> list[str]:
     return deleted
 
 
-# >>> report commands (owned by the report work)
+# --- report and agent -----------------------------------------------------------------------------------------
 
 def cmd_report(args) -> int:
     from orglab.mitigation.report import PLOT_FILES, write_report
@@ -508,10 +504,7 @@ def cmd_report(args) -> int:
         return 0
     print(f"report of sweep {args.name}: {index} ({len(plots)} plots beside it; open it in a browser)")
     return 0
-# <<< report commands
 
-
-# >>> agent commands (owned by the agent work)
 
 def _budgets(text: str) -> tuple[int, ...]:
     """'0,5,50' -> (0, 5, 50)."""
@@ -548,7 +541,6 @@ def cmd_agent_table(args) -> int:
         return 0
     print_table(table)
     return 0
-# <<< agent commands
 
 
 if __name__ == "__main__":  # pragma: no cover
