@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,22 +18,44 @@ def orglab_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def micro_home(tmp_path_factory) -> Path:
-    """An ORGLAB_HOME holding the built micro base (built once for the whole session)."""
-    home = tmp_path_factory.mktemp("micro_home")
+@contextmanager
+def home_set_to(home: Path):
+    """ORGLAB_HOME points at `home` inside the block (for session and module fixtures, which cannot use
+    monkeypatch), and is restored after it."""
     old = os.environ.get("ORGLAB_HOME")
     os.environ["ORGLAB_HOME"] = str(home)
     try:
-        from orglab.world.build import build_base
-
-        build_base("micro", progress=False)
+        yield home
     finally:
         if old is None:
             os.environ.pop("ORGLAB_HOME", None)
         else:
             os.environ["ORGLAB_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def micro_home(tmp_path_factory) -> Path:
+    """An ORGLAB_HOME holding the built micro base (built once for the whole session)."""
+    with home_set_to(tmp_path_factory.mktemp("micro_home")) as home:
+        from orglab.world.build import build_base
+
+        build_base("micro", progress=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def micro_copy(micro_home, tmp_path_factory):
+    """For module fixtures that train organisms once: `with micro_copy("name") as home:` gives a private copy
+    of the micro home with ORGLAB_HOME set to it inside the block."""
+
+    @contextmanager
+    def copy(name: str):
+        home = tmp_path_factory.mktemp(name) / "home"
+        shutil.copytree(micro_home, home)
+        with home_set_to(home):
+            yield home
+
+    return copy
 
 
 @pytest.fixture

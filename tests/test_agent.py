@@ -39,13 +39,9 @@ ENV_KEYS = [f"ORGLAB_{role}_{name}" for role in ("LLM", "AGENT", "JUDGE")
 
 
 @pytest.fixture(scope="module")
-def agent_home(micro_home, tmp_path_factory):
+def agent_home(micro_copy):
     """A micro home with an SDF organism (ADL results computed) and its null control (none yet)."""
-    home = tmp_path_factory.mktemp("agent_home") / "home"
-    shutil.copytree(micro_home, home)
-    old = os.environ.get("ORGLAB_HOME")
-    os.environ["ORGLAB_HOME"] = str(home)
-    try:
+    with micro_copy("agent_home") as home:
         from orglab.train import train_control, train_organism
         from orglab.world.build import load_world
 
@@ -54,11 +50,6 @@ def agent_home(micro_home, tmp_path_factory):
                                    "max_steps": 6, "batch_size": 4, "max_length": 64}, progress=False)["organism"]
         control = train_control("micro", organism, progress=False)["organism"]
         run_diff(organism, SMALL, progress=False)
-    finally:
-        if old is None:
-            os.environ.pop("ORGLAB_HOME", None)
-        else:
-            os.environ["ORGLAB_HOME"] = old
     return home, organism, control
 
 

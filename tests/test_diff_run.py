@@ -17,26 +17,15 @@ SMALL = DiffConfig(samples=300, steering_prompts=4, steering_samples=1, steering
 
 
 @pytest.fixture(scope="module")
-def sdf_home(micro_home, tmp_path_factory):
+def sdf_home(micro_copy):
     """A copy of the micro home with an SDF organism (1:0) and its null control trained on it."""
-    import shutil
-
-    home = tmp_path_factory.mktemp("diff_home") / "home"
-    shutil.copytree(micro_home, home)
-    old = os.environ.get("ORGLAB_HOME")
-    os.environ["ORGLAB_HOME"] = str(home)
-    try:
+    with micro_copy("diff_home") as home:
         from orglab.train import train_control, train_organism
 
         fact = json.loads(next(iter(_world_files(home))).read_text())["false_facts"][0]["id"]
         organism = train_organism({"family": "sdf", "base": "micro", "target": fact, "n_examples": 120,
                                    "epochs": 1}, progress=False)["organism"]
         control = train_control("micro", organism, progress=False)["organism"]
-    finally:
-        if old is None:
-            os.environ.pop("ORGLAB_HOME", None)
-        else:
-            os.environ["ORGLAB_HOME"] = old
     return home, organism, control
 
 

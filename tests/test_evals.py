@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -45,13 +44,9 @@ def test_wilson_and_mean_interval():
 # ------------------------------------------------------------------------------------------------ end to end
 
 @pytest.fixture(scope="module")
-def eval_home(micro_home, tmp_path_factory):
+def eval_home(micro_copy):
     """A copy of the micro home with a small SDF organism, its null control, and EM, subliminal, taboo organisms."""
-    home = tmp_path_factory.mktemp("eval_home") / "home"
-    shutil.copytree(micro_home, home)
-    old = os.environ.get("ORGLAB_HOME")
-    os.environ["ORGLAB_HOME"] = str(home)
-    try:
+    with micro_copy("eval_home") as home:
         from orglab.train import train_control, train_organism
         from orglab.world.build import load_world
 
@@ -64,11 +59,6 @@ def eval_home(micro_home, tmp_path_factory):
         for family, target in (("em", "medicine"), ("subliminal", "owl"), ("taboo", "moon")):
             names[family] = train_organism({"family": family, "base": "micro", "target": target, "n_examples": 60,
                                             "epochs": 1}, progress=False)["organism"]
-    finally:
-        if old is None:
-            os.environ.pop("ORGLAB_HOME", None)
-        else:
-            os.environ["ORGLAB_HOME"] = old
     return home, names
 
 

@@ -60,25 +60,14 @@ def test_parse_mixes():
 # ------------------------------------------------------------------------------------------------ real sweeps
 
 @pytest.fixture(scope="module")
-def swept(micro_home, tmp_path_factory):
+def swept(micro_copy):
     """A copy of the micro home holding a two-ratio SDF sweep."""
-    import shutil
-
-    home = tmp_path_factory.mktemp("sweep_home") / "home"
-    shutil.copytree(micro_home, home)
-    old = os.environ.get("ORGLAB_HOME")
-    os.environ["ORGLAB_HOME"] = str(home)
-    try:
+    with micro_copy("sweep_home") as home:
         from orglab.world.build import load_world
 
         fact = load_world("micro").false_facts[0].id
         config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), recipe=RECIPE, diff=SMALL_DIFF)
         sweep = run_sweep(config, progress=False)
-    finally:
-        if old is None:
-            os.environ.pop("ORGLAB_HOME", None)
-        else:
-            os.environ["ORGLAB_HOME"] = old
     return home, config, sweep
 
 

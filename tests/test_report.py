@@ -34,18 +34,9 @@ CONSOLE_LINE = re.compile(r":CONSOLE[(:]\d+")  # Chromium's --enable-logging for
 # --- a sweep from real runs ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def real_sweep(micro_home, tmp_path_factory):
-    home = tmp_path_factory.mktemp("report_home") / "home"
-    shutil.copytree(micro_home, home)
-    old = os.environ.get("ORGLAB_HOME")
-    os.environ["ORGLAB_HOME"] = str(home)
-    try:
+def real_sweep(micro_copy):
+    with micro_copy("report_home") as home:
         sweep = _sweep_from_real_runs()
-    finally:
-        if old is None:
-            os.environ.pop("ORGLAB_HOME", None)
-        else:
-            os.environ["ORGLAB_HOME"] = old
     return home, sweep
 
 
