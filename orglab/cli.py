@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--unrelated", default=None, help="unrelated text: the base's tinyworld corpus (default), "
                                                         "a JSONL/Parquet file or a hub dataset id")
     diff.add_argument("--seed", type=int, default=None, help="sampling seed")
+    diff.add_argument("--judge", choices=("offline", "llm"), default=None,
+                      help="who picks the patchscope scale, judges steering coherence and adds LLM token relevance: "
+                           "offline label-free rules (default) or llm, the endpoint in ORGLAB_JUDGE_MODEL and "
+                           "ORGLAB_JUDGE_BASE_URL (or ORGLAB_LLM_*)")
     diff.add_argument("--force", action="store_true", help="recompute every stage")
     _json_flag(diff)
     diff.set_defaults(handler=cmd_diff)
@@ -355,7 +359,7 @@ def cmd_diff(args) -> int:
     positions = _positions(args.positions)
     stages = tuple(x.strip() for x in args.stages.split(",")) if args.stages else None
     config = with_overrides(DiffConfig(), layers=layers, positions=positions, samples=args.samples, stages=stages,
-                            unrelated=args.unrelated, seed=args.seed,
+                            unrelated=args.unrelated, seed=args.seed, judge=args.judge,
                             collect_positions=max(DiffConfig().collect_positions, positions))
     result = run_diff(args.organism, config, force=args.force, progress=not args.json)
     if args.json:

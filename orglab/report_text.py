@@ -108,6 +108,8 @@ def print_diff(result: dict, n_tokens: int = 8) -> None:
     summary = result.get("summary", {})
     rows = [("token relevance, lens (max pos 0-4)", "token_relevance"),
             ("token relevance, patchscope (max pos 0-4)", "token_relevance_patchscope"),
+            ("token relevance, lens, LLM judge (max pos 0-4)", "token_relevance_llm"),
+            ("token relevance, patchscope, LLM judge (max pos 0-4)", "token_relevance_llm_patchscope"),
             ("steering strength (x mean norm)", "steering_alpha"),
             ("steering similarity gap", "steering_similarity_gap"),
             ("causal: CE change on finetuning data", "causal_delta_ce_finetune"),
@@ -120,6 +122,15 @@ def print_diff(result: dict, n_tokens: int = 8) -> None:
         if key in summary:
             metrics.add_row(label, f"{summary[key]:+.3f}" if "causal" in key or "gap" in key else f"{summary[key]:.3f}")
     console.print(metrics)
+    # Who made the judgement calls (results cached before this was recorded may not say).
+    ps, st, rel = (stages.get(name) or {} for name in ("patchscope", "steering", "relevance"))
+    if ps.get("scale_rule"):
+        console.print(f"patchscope scale chosen by: {ps['scale_rule']}", markup=False)
+    if st.get("coherence_judge"):
+        console.print(f"steering coherence judged by: {st['coherence_judge']}", markup=False)
+    if rel.get("llm"):
+        console.print(f"LLM token relevance: {rel['llm']['judge']}, against the description of "
+                      f"{rel['llm']['described_as']}", markup=False)
     steering = stages.get("steering")
     if steering:
         samples = Table(title=f"Steered vs unsteered (alpha {steering['alpha']:.2f})", title_justify="left")

@@ -4,7 +4,8 @@ Each identity prompt maps words to themselves and ends with a slot token ("?") f
 ("cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->"). At layer l, the slot's residual is replaced by
 s * unit(delta) * mean_norm(l); the next-token distribution after the arrow is the readout. Tokens in the
 top set of every prompt are kept and their probabilities averaged. The scale is chosen from a grid by a
-label-free rule that never looks at the finetuning data (the paper's LLM grader is not wired in yet).
+label-free rule (`agreement_rule`, offline) or by an LLM grader shown only each scale's tokens
+(orglab.diff.judges, `orglab diff --judge llm`); neither ever looks at the finetuning data.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ with the same settings reuses every finished stage and recomputes only what chan
 Stages: stats (mean activation differences) -> lens (logit lens) -> patchscope -> relevance (data-grounded
 token relevance of lens and patchscope tokens) ; steering (+ steering similarity) ; causal (projection
 replacement).
+
+`judge` picks who makes the three judgement calls (patchscope scale, steering coherence, token relevance):
+"offline" (the label-free rules, the default) or "llm" (orglab.diff.judges, on the judge endpoint). With "llm" the
+judge's identity goes into those stages' configs, so LLM and offline results are cached apart; offline configs
+carry no judge key, so they hash as they did before the LLM judge existed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from orglab.paths import artifact_dir
 from orglab.registry import Registry, config_hash
 
 STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
+JUDGES = ("offline", "llm")
+JUDGED_STAGES = ("patchscope", "steering", "relevance")   # the stages whose choices a judge makes
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,14 @@ class DiffConfig:
     causal_texts: int = 200
     embedder: str = "packaged:all-MiniLM-L6-v2"
     stages: tuple[str, ...] = STAGES
+    judge: str = "offline"                 # offline: label-free rules; llm: the judge endpoint (ORGLAB_JUDGE_*)
+    coherence_threshold: float = 50.0      # judge=llm: steering is coherent while the mean 0-100 score reaches this
 
     def validate(self) -> None:
+        if self.judge not in JUDGES:
+            raise OrglabError(f"Unknown judge '{self.judge}'; use --judge offline or --judge llm.")
+        if not 0.0 <= self.coherence_threshold <= 100.0:
+            raise OrglabError(f"The coherence threshold {self.coherence_threshold} is outside [0, 100]; use e.g. 50.")
         for f in self.layers:
             if not 0.0 <= f <= 1.0:
                 raise OrglabError(f"Layer fraction {f} is outside [0, 1]; use e.g. --layers 0.5.")
@@ -66,6 +79,8 @@ class DiffContext:
     finetune: list[str]
     config: DiffConfig
     identity: dict = field(default_factory=dict)
+    judge: object | None = None        # an ADLJudge when config.judge == "llm" and a judged stage runs
+    truth: dict | None = None          # judge=llm: the ground truth the relevance judge is given
 
 
 def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
@@ -79,6 +94,8 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
         record = reg.get_organism(organism)
         if record is None:
             raise OrglabError(f"No organism named '{organism}' is registered; `orglab registry list` shows what is.")
+        wanted = [s for s in STAGES if s in config.stages or _needed_by(s, config.stages)]
+        judge, truth = _llm_judge(reg, organism, record, config, wanted, force)
         loaded = load_model(organism, registry=reg)
         base_model = None
         if not loaded.is_adapter:
@@ -88,12 +105,11 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
                           base_model=base_model, layers=resolve_layers(loaded.model, config.layers),
                           unrelated=_unrelated_texts(reg, record, config),
                           finetune=_finetune_texts(reg, record["target"] if record["family"] == "control" else organism),
-                          config=config, identity=organism_identity(reg, organism, record))
+                          config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth)
         _check_positions(ctx)
-        results: dict = {"organism": organism, "layers": ctx.layers, "stages": {}}
-        for stage in STAGES:
-            if stage in config.stages or _needed_by(stage, config.stages):
-                results["stages"][stage] = _run_stage(reg, ctx, stage, force, progress, results["stages"])
+        results: dict = {"organism": organism, "layers": ctx.layers, "judge": config.judge, "stages": {}}
+        for stage in wanted:
+            results["stages"][stage] = _run_stage(reg, ctx, stage, force, progress, results["stages"])
         results["summary"] = _summary(results["stages"])
         return results
     finally:
@@ -124,8 +140,69 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
                      "max_new_tokens": c.steering_max_new_tokens, "embedder": c.embedder, "seed": c.seed},
         "causal": {"positions": c.positions, "texts": c.causal_texts, "seed": c.seed},
     }[stage]
+    if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no key: their hashes stay as they were
+        own = {**own, "judge": ctx.judge.identity}
+        if stage == "steering":
+            own["coherence_threshold"] = c.coherence_threshold
+        if stage == "relevance":
+            own["truth"] = config_hash(ctx.truth)
     deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
     return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
+
+
+def _llm_judge(reg: Registry, organism: str, record: dict, config: DiffConfig, wanted: list[str], force: bool):
+    """(judge, truth) for judge=llm, (None, None) otherwise. The endpoint is tried before any model loads (a dead
+    one is one sentence, not a failure after the statistics), unless every judged stage is already cached: then
+    a re-run needs no endpoint and makes no request."""
+    if config.judge != "llm" or not any(s in JUDGED_STAGES for s in wanted):
+        return None, None
+    from orglab.diff.judges import ADLJudge
+
+    judge = ADLJudge.from_env(config.coherence_threshold)
+    truth = relevance_truth(reg, record) if "relevance" in wanted else None
+    if force or not _judged_stages_cached(reg, organism, record, config, wanted, judge, truth):
+        judge.preflight()
+    return judge, truth
+
+
+def relevance_truth(reg: Registry, record: dict) -> dict:
+    """The ground truth the relevance judge is given. A null control is judged against the objective of the
+    organism it mirrors (as the data-grounded rule uses that organism's data): its own truth, "no narrow
+    objective", would make every token irrelevant and the control useless as a false-positive floor."""
+    from orglab.evals.grader import ground_truth
+
+    if record["family"] == "control":
+        mirrored = reg.get_organism(record["target"])
+        if mirrored is not None and mirrored["family"] != "control":
+            return {"described_as": mirrored["name"], "description": ground_truth(reg, mirrored)["long"]}
+    return {"described_as": record["name"], "description": ground_truth(reg, record)["long"]}
+
+
+def _judged_stages_cached(reg: Registry, organism: str, record: dict, config: DiffConfig, wanted: list[str],
+                          judge, truth) -> bool:
+    """Whether every judged stage of this run is finished with its files intact, predicted from the registry and
+    the model's config.json alone (the stage configs need only the layer indices)."""
+    from orglab.diff.activations import layer_index
+    from orglab.models import n_layers, resolve
+
+    try:
+        from transformers import AutoConfig
+
+        depth = n_layers(AutoConfig.from_pretrained(resolve(organism, registry=reg).weights_source,
+                                                    local_files_only=True))
+    except Exception:  # noqa: BLE001 - any doubt (hub id not cached, odd config): just ask the endpoint
+        return False
+    ctx = DiffContext(organism=organism, record=record, model=None, tokenizer=None, base_model=None,
+                      layers=sorted({layer_index(f, depth) for f in config.layers}), unrelated=[], finetune=[],
+                      config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth)
+    done: dict = {}
+    for stage in wanted:
+        done[stage] = {"config_hash": config_hash(_stage_config(ctx, stage, done))}
+        if stage in JUDGED_STAGES:
+            run = reg.find_run(f"diff:{stage}", organism, done[stage]["config_hash"])
+            if run is None or reg.verify_artifacts(run.id):
+                return False
+    return True
 
 
 def _run_stage(reg: Registry, ctx: DiffContext, stage: str, force: bool, progress: bool, done: dict) -> dict:

@@ -1,5 +1,8 @@
 """The ADL stages behind `orglab diff` (orglab.diff.run caches them). Each takes the shared context, its
-artifact folder and the results of the stages it depends on, and returns (result, metrics, extra files)."""
+artifact folder and the results of the stages it depends on, and returns (result, metrics, extra files).
+
+Patchscope, relevance and steering each make a judgement call: by the offline label-free rules when `ctx.judge`
+is None, else by the LLM judge (orglab.diff.judges). Each result records who made it."""
 
 from __future__ import annotations
 
@@ -71,11 +74,30 @@ def patchscope(ctx, folder: Path, done: dict, progress: bool):
         norm = float(s.norm_organism[slot])
         positions = []
         for p in range(ctx.config.positions):
-            chosen = agreement_rule(scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm,
-                                                top_k=ctx.config.lens_top), baseline)
-            positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top]})
+            sweep = scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm, top_k=ctx.config.lens_top)
+            chosen = agreement_rule(sweep, baseline)
+            if ctx.judge is None:
+                positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top]})
+                continue
+            agreement_scale, graded = chosen.scale, _grade_scale(ctx, sweep)
+            chosen = graded or chosen
+            positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top],
+                              "graded": graded is not None, "agreement_scale": agreement_scale})
         out[str(layer)] = positions
-    return {"layers": out, "scale_rule": "label-free prompt agreement"}, {}, []
+    rule = "label-free prompt agreement" if ctx.judge is None else f"{ctx.judge.label}, shown each scale's tokens"
+    return {"layers": out, "scale_rule": rule}, {}, []
+
+
+def _grade_scale(ctx, sweep):
+    """The readout the LLM grader picks from the sweep's tokens alone; None when no scale has tokens to show
+    (then the agreement rule's choice stands, and the position says it was not graded)."""
+    from orglab.diff.judges import SCALE_TOP, token_texts
+
+    shown = [(r.scale, token_texts(ctx.tokenizer, [t for _, t, _ in r.tokens[:SCALE_TOP]])) for r in sweep]
+    if not any(tokens for _, tokens in shown):
+        return None
+    scale = ctx.judge.choose_scale(shown)
+    return next(r for r in sweep if r.scale == scale)
 
 
 def relevance(ctx, folder: Path, done: dict, progress: bool):
@@ -96,7 +118,43 @@ def relevance(ctx, folder: Path, done: dict, progress: bool):
     first = str(ctx.layers[0])
     metrics["token_relevance"] = metrics[f"L{first}_relevance_lens_delta_max"]
     metrics["token_relevance_patchscope"] = metrics[f"L{first}_relevance_patchscope_max"]
+    result["rule"] = "data-grounded log-odds"
+    if ctx.judge is not None:
+        result["llm"], llm_metrics = _llm_relevance(ctx, done)
+        metrics.update(llm_metrics)
     return result, metrics, []
+
+
+def _llm_relevance(ctx, done: dict):
+    """The LLM judge's relevance of the lens delta and patchscope tokens, positions 0..k-1, shaped like the
+    data-grounded result (share of the top k per position, max over positions)."""
+    from orglab.diff.judges import token_texts
+
+    k, P = ctx.config.relevance_top, ctx.config.positions
+    description = ctx.truth["description"]
+    out: dict = {"judge": ctx.judge.label, "described_as": ctx.truth["described_as"], "description": description,
+                 "layers": {}}
+    metrics: dict = {}
+    for layer, lens_layer in done["lens"]["layers"].items():
+        ps = done["patchscope"]["layers"][layer]
+        readouts = {"lens_delta": [[t[1] for t in pos[:k]] for pos in lens_layer["delta"][:P]],
+                    "patchscope": [[t[1] for t in pos["tokens"][:k]] for pos in ps[:P]]}
+        entry = {}
+        for name, per_position in readouts.items():
+            texts = [token_texts(ctx.tokenizer, ids) for ids in per_position]
+            marked = [ctx.judge.relevant(description, tokens) for tokens in texts]
+            # The verdicts are per position, so (position, index) pairs stand in for token ids: the same shares,
+            # max and argmax as the data-grounded rule computes.
+            keys = [[(p, i) for i in range(len(tokens))] for p, tokens in enumerate(texts)]
+            relevant = {(p, i) for p, idx in enumerate(marked) for i in idx}
+            entry[name] = {**relevance_by_position(keys, relevant, k, P),
+                           "relevant_tokens": [[tokens[i] for i in idx] for tokens, idx in zip(texts, marked)]}
+            metrics[f"L{layer}_relevance_llm_{name}_max"] = entry[name]["max"]
+        out["layers"][layer] = entry
+    first = str(ctx.layers[0])
+    metrics["token_relevance_llm"] = metrics[f"L{first}_relevance_llm_lens_delta_max"]
+    metrics["token_relevance_llm_patchscope"] = metrics[f"L{first}_relevance_llm_patchscope_max"]
+    return out, metrics
 
 
 def steering(ctx, folder: Path, done: dict, progress: bool):
@@ -117,18 +175,25 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
         with _as_base(ctx):
             return completion_loss(base_model, ctx.tokenizer, ps, completions)
 
-    reference = base_loss(prompts, [u[0] for u in unsteered])
-    search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, base_loss_judge(base_loss, reference),
-                           prompts=prompts[:6], seed=c.seed)
+    verdicts: list = []
+    if ctx.judge is None:
+        reference = base_loss(prompts, [u[0] for u in unsteered])
+        judge, judged_by = base_loss_judge(base_loss, reference), "base-model loss (label-free)"
+    else:
+        judge = ctx.judge.coherence_judge(verdicts)
+        judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
+    search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, judge, prompts=prompts[:6], seed=c.seed)
     with steer(ctx.model, layer, unit * norm * search.alpha):
         steered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
     rng = random.Random(c.seed)
     finetune = rng.sample(ctx.finetune, min(500, len(ctx.finetune)))
     flat = lambda xs: [t for x in xs for t in x]  # noqa: E731
     sim = steering_similarity(load_embedder(c.embedder), flat(steered), flat(unsteered), finetune)
-    result = {"layer": layer, "alpha": search.alpha, "search": search.tried,
+    result = {"layer": layer, "alpha": search.alpha, "search": search.tried, "coherence_judge": judged_by,
               "samples": [{"prompt": p, "steered": st, "unsteered": un} for p, st, un in zip(prompts, steered, unsteered)],
               "similarity": sim}
+    if verdicts:  # the LLM's scores behind each step of the search
+        result["coherence"] = [{"alpha": alpha, **v} for (alpha, _), v in zip(search.tried, verdicts)]
     metrics = {"steering_alpha": search.alpha, "steering_similarity_steered": sim["steered"],
                "steering_similarity_unsteered": sim["unsteered"], "steering_similarity_gap": sim["gap"]}
     return result, metrics, []

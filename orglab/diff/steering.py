@@ -3,7 +3,8 @@ generates; alpha is the largest strength whose outputs stay coherent, found by b
 
 Coherence is judged by a callable; offline the default is label-free: the base model's per-token loss on the
 steered completions must stay within `max_extra_nats` of its loss on unsteered ones (the finetuning data is
-never consulted).
+never consulted). With `orglab diff --judge llm` an LLM scores each completion's coherence instead
+(`ADLJudge.coherence_judge` in orglab.diff.judges).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def weighted_number_score(top_logprobs: dict[str, float], min_mass: float = MIN_
     return total / mass if mass >= min_mass else None
 
 
-def _first_number(text: str) -> float:
+def first_number(text: str) -> float:
     match = re.search(r"\b(100|\d{1,2})\b", text)
     if not match:
         raise ValueError("no score between 0 and 100 in the answer")
@@ -117,7 +117,7 @@ class LLMJudge:
                 value = weighted_number_score(reply.top_logprobs[0])
                 state["balked"] = value is None
                 return value
-            return _first_number(reply.content or "")
+            return first_number(reply.content or "")
 
         value = self.ask([{"role": "user", "content": prompt}], parse, logprobs=True, top_logprobs=20, max_tokens=3)
         if value is None and state["balked"]:
