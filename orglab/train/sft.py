@@ -239,17 +239,30 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         "device": options.device,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
     }
+    weights = out_dir / (MODEL_DIR if recipe.finetune == "full" else ADAPTER_DIR)
+    # Every rank calls save_model: under ZeRO-3 the weights are sharded and saving gathers them collectively
+    # (rank 0 alone would wait forever, or write empty LoRA tensors); the trainer writes from rank 0 only.
+    trainer.save_model(str(weights))
     if trainer.is_world_process_zero():
-        if recipe.finetune == "full":
-            weights = out_dir / MODEL_DIR
-            trainer.save_model(str(weights))
-            result["model_path"] = str(weights)
-        else:
-            weights = out_dir / ADAPTER_DIR
-            organism.save_pretrained(str(weights))
-            result["adapter_path"] = str(weights)
+        _check_saved_weights(weights)
+        result["model_path" if recipe.finetune == "full" else "adapter_path"] = str(weights)
         tokenizer.save_pretrained(str(weights))
         (out_dir / "sft_result.json").write_text(json.dumps(result, indent=1))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return result
+
+
+def _check_saved_weights(folder: Path) -> None:
+    """No organism is registered with empty tensors (what a sharded model saved without gathering looks like)."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    empty = []
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            empty += [name for name in f.keys() if 0 in f.get_slice(name).get_shape()]
+    if not files or empty:
+        raise OrglabError(f"The trained weights saved in {folder} are {'missing' if not files else 'empty'}"
+                          f"{' (' + ', '.join(empty[:3]) + ')' if empty else ''}; with sharded training (ZeRO-3) "
+                          "every process must take part in saving, so report this as a bug.")
