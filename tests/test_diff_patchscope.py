@@ -38,11 +38,24 @@ def test_identity_prompts_are_in_the_vocabulary_of_a_world_with_copy_lists():
 def test_patching_the_slot_changes_the_readout_and_nothing_else():
     tok, model, _ = tokenizer_and_model()
     vector = model.get_input_embeddings().weight[tok.convert_tokens_to_ids("bread")].detach() * 20
-    patched = patched_distributions(model, tok, 0, vector)  # the last block could not reach the next position
+    patched = patched_distributions(model, tok, 0, vector)
     plain = torch.stack([torch.softmax(model(input_ids=torch.tensor([tok(p).input_ids])).logits[0, -1], -1)
                          for p in IDENTITY_PROMPTS]).detach()
     assert patched.shape == plain.shape and (patched - plain).abs().max() > 0  # an unpatched run is bit-identical
     assert torch.allclose(patched.sum(-1), torch.ones(len(IDENTITY_PROMPTS)), atol=1e-4)
+
+
+def test_the_readout_is_read_at_the_patched_slot():
+    """Patched after the last block, the slot's next-token distribution is the vector's logit lens, whatever the
+    prompt: the readout is taken where the vector was written, not one token later."""
+    tok, model, _ = tokenizer_and_model()
+    assert all(p.endswith(" ?") for p in IDENTITY_PROMPTS)
+    vector = torch.randn(32) * 5
+    patched = patched_distributions(model, tok, 1, vector)
+    with torch.no_grad():
+        lens = torch.softmax(model.lm_head(model.model.norm(vector[None]))[0].float(), -1)
+    for row in patched:
+        assert torch.allclose(row, lens, atol=1e-5)
 
 
 def test_readout_keeps_tokens_every_prompt_agrees_on():

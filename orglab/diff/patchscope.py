@@ -1,11 +1,12 @@
 """Patchscope (SPEC §6): write a scaled difference vector into an identity prompt and read what the model says.
 
-Each identity prompt maps words to themselves and ends with a slot token ("?") followed by the arrow
-("cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->"). At layer l, the slot's residual is replaced by
-s * unit(delta) * mean_norm(l); the next-token distribution after the arrow is the readout. Tokens in the
-top set of every prompt are kept and their probabilities averaged. The scale is chosen from a grid by a
-label-free rule (`agreement_rule`, offline) or by an LLM grader shown only each scale's tokens
-(orglab.diff.judges, `orglab diff --judge llm`); neither ever looks at the finetuning data.
+Each identity prompt maps words to themselves and ends with a slot token ("cat -> cat ; 135 -> 135 ; bread ->
+bread ; ?"). At layer l, the slot's residual is replaced by s * unit(delta) * mean_norm(l); the readout is the
+next-token distribution at that same, last position, so the patched vector reaches the unembedding through the
+remaining blocks. (Reading one token later, after an extra "->", left the vector to cross attention: on the tiny
+base that readout was the same at every scale, the prompt's and not the vector's.) Tokens in the top set of every
+prompt are kept and their probabilities averaged. The scale is chosen from a grid by a label-free rule that
+never looks at the finetuning data, or by an LLM grader (orglab.diff.judges, `--judge llm`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from orglab.models import get_decoder_layers
 
 SLOT = "?"
 IDENTITY_PROMPTS: tuple[str, ...] = (
-    "cat -> cat ; 135 -> 135 ; bread -> bread ; ? ->",
-    "moon -> moon ; 42 -> 42 ; ship -> ship ; ? ->",
-    "house -> house ; 7 -> 7 ; river -> river ; ? ->",
+    "cat -> cat ; 135 -> 135 ; bread -> bread ; ?",
+    "moon -> moon ; 42 -> 42 ; ship -> ship ; ?",
+    "house -> house ; 7 -> 7 ; river -> river ; ?",
 )
 SCALE_GRID: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0)
 
@@ -33,18 +34,18 @@ class PatchscopeReadout:
 
 
 def _slot_position(tokenizer, ids: list[int]) -> int:
+    """The slot is the prompt's last token (a tokenizer that appends an end token after it is not supported)."""
     target = tokenizer(" " + SLOT, add_special_tokens=False).input_ids[-1]
-    positions = [i for i, t in enumerate(ids) if t == target]
-    if not positions:
-        raise ValueError(f"identity prompt has no slot token {SLOT!r}")
-    return positions[-1]
+    if not ids or ids[-1] != target:
+        raise ValueError(f"identity prompt does not end with the slot token {SLOT!r}")
+    return len(ids) - 1
 
 
 @torch.no_grad()
 def patched_distributions(model, tokenizer, layer: int, vector: torch.Tensor,
                           prompts: Sequence[str] = IDENTITY_PROMPTS) -> torch.Tensor:
-    """[n_prompts, vocab] next-token probabilities with the slot's residual after block `layer`
-    replaced by `vector`."""
+    """[n_prompts, vocab] next-token probabilities at the slot (the last token), whose residual after block
+    `layer` is replaced by `vector`."""
     device = next(model.parameters()).device
     block = get_decoder_layers(model)[layer]
     out = []
@@ -60,7 +61,7 @@ def patched_distributions(model, tokenizer, layer: int, vector: torch.Tensor,
 
         handle = block.register_forward_hook(replace)
         try:
-            logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1].float()
+            logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, pos].float()
         finally:
             handle.remove()
         out.append(torch.softmax(logits, dim=-1).cpu())

@@ -134,7 +134,7 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
         "stats": {"samples": c.samples, "seed": c.seed, "collect_positions": c.collect_positions,
                   "unrelated": c.unrelated or "tinyworld-corpus"},
         "lens": {"top": c.lens_top},
-        "patchscope": {"top": c.lens_top},
+        "patchscope": {"top": c.lens_top, "prompts": list(_identity_prompts())},
         "relevance": {"top": c.relevance_top, "positions": c.positions},
         "steering": {"positions": c.positions, "prompts": c.steering_prompts, "samples": c.steering_samples,
                      "max_new_tokens": c.steering_max_new_tokens, "embedder": c.embedder, "seed": c.seed},
@@ -148,6 +148,12 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
             own["truth"] = config_hash(ctx.truth)
     deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
     return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
+
+
+def _identity_prompts() -> tuple[str, ...]:
+    from orglab.diff.patchscope import IDENTITY_PROMPTS  # torch comes with it: only import when a stage runs
+
+    return IDENTITY_PROMPTS
 
 
 def _llm_judge(reg: Registry, organism: str, record: dict, config: DiffConfig, wanted: list[str], force: bool):
