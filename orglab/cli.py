@@ -269,6 +269,17 @@ def _print_json(obj: dict) -> None:
     sys.__stdout__.flush()
 
 
+def _show(args, result: dict, printer: str) -> int:
+    """--json: the result as one JSON object; otherwise orglab.report_text's `printer` shows it as tables."""
+    if args.json:
+        _print_json(result)
+    else:
+        from orglab import report_text
+
+        getattr(report_text, printer)(result)
+    return 0
+
+
 # --- world ----------------------------------------------------------------------------------------------------
 
 def cmd_world_build(args) -> int:
@@ -362,13 +373,7 @@ def cmd_diff(args) -> int:
                             unrelated=args.unrelated, seed=args.seed, judge=args.judge,
                             collect_positions=max(DiffConfig().collect_positions, positions))
     result = run_diff(args.organism, config, force=args.force, progress=not args.json)
-    if args.json:
-        _print_json(result)
-        return 0
-    from orglab import report_text
-
-    report_text.print_diff(result)
-    return 0
+    return _show(args, result, "print_diff")
 
 
 # --- eval -----------------------------------------------------------------------------------------------------
@@ -380,13 +385,7 @@ def cmd_eval(args) -> int:
                             judge=args.judge, true_context=args.true_context,
                             compare=False if args.no_compare else None)
     result = run_eval(args.model, config, force=args.force, progress=not args.json)
-    if args.json:
-        _print_json(result)
-        return 0
-    from orglab import report_text
-
-    report_text.print_eval(result)
-    return 0
+    return _show(args, result, "print_eval")
 
 
 # --- mitigation -----------------------------------------------------------------------------------------------
@@ -396,13 +395,7 @@ def cmd_sweep(args) -> int:
 
     config = _sweep_config(args, parse_mixes(args.mix), parse_seeds(args.seeds))
     result = run_sweep(config, progress=not args.json)
-    if args.json:
-        _print_json(result)
-        return 0
-    from orglab import report_text
-
-    report_text.print_sweep(result)
-    return 0
+    return _show(args, result, "print_sweep")
 
 
 def cmd_check(args) -> int:
