@@ -336,6 +336,10 @@ def cmd_train(args) -> int:
     if args.json:
         _print_json(summary)
         return 0
+    if summary.get("role") == "worker node":
+        print(f"node {summary['node_rank']} of {summary['num_machines']} finished its share of training "
+              f"{summary['organism']} in {summary['seconds']:.0f} s; node 0 registers the organism")
+        return 0
     loss = summary["loss"]
     state = "reused" if summary.get("reused") else ("resumed" if summary.get("resumed_from") else "trained")
     print(f"{state} organism {summary['organism']} ({summary['family']} {summary['target']}, base {summary['base']}, "

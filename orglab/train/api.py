@@ -21,7 +21,8 @@ from orglab.errors import OrglabError
 from orglab.organisms.data import FinetuneData
 from orglab.paths import artifact_dir
 from orglab.plots import plot_loss_curve
-from orglab.registry import Registry
+from orglab.registry import Registry, config_hash
+from orglab.train.distributed import Topology, check_topology, launch, node_topology
 from orglab.train.mixing import mix, mix_suffix, n_unrelated
 from orglab.train.recipe import Recipe, make_recipe
 from orglab.train.sources import load_source, tinyworld_unrelated
@@ -160,6 +161,7 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
         raise OrglabError(f"The {recipe.family} recipe names no target; pass --target.")
     if recipe.family != "control":
         family = _get_family(recipe.family)  # an unknown family or target fails here, before anything is written
+    check_topology(recipe, node_topology())  # a bad multi-node config fails before any data is built
     with Registry() as reg:
         entry, tiny = _base_entry(reg, recipe.base, progress)
         recipe = recipe.resolved(tiny)
@@ -173,23 +175,60 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
         return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None)
 
 
-def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: bool, callbacks: list | None,
-           register_base: bool, target: str | None = None) -> dict:
-    name = organism_name(recipe)
-    train = sets["train"]
-    config = {
+def _run_config(recipe: Recipe, sets: dict) -> dict:
+    """What a train run is keyed by: the resolved recipe and the hashes of its data."""
+    return {
         "recipe": recipe.to_dict(),
-        "data_hash": train.hash(),
+        "data_hash": sets["train"].hash(),
         "heldout_own_hash": sets["heldout_own"].hash(),
         "heldout_unrelated_hash": sets["heldout_unrelated"].hash() if sets["heldout_unrelated"] else None,
     }
+
+
+def _write_job(recipe: Recipe, sets: dict, folder: Path) -> dict:
+    """Write the run's data files into `folder`; returns the job that run_sft (or its workers) reads."""
+    for key, fname in (("train", TRAIN_FILE), ("ft", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
+                       ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
+        if sets[key] is not None:
+            sets[key].to_jsonl(folder / fname)
+    job = {
+        "recipe": recipe.to_dict(), "model": recipe.base, "out_dir": str(folder), "data_kind": sets["train"].kind,
+        "train": str(folder / TRAIN_FILE), "heldout_own": str(folder / HELDOUT_OWN_FILE),
+        "heldout_unrelated": str(folder / HELDOUT_UNRELATED_FILE) if sets["heldout_unrelated"] else None,
+    }
+    if recipe.compute_matched and recipe.mix_ratio > 0 and recipe.max_steps is None:
+        job["recipe"]["max_steps"] = _matched_steps(recipe, sets)
+    return job
+
+
+def _train_on_worker_node(recipe: Recipe, sets: dict, topology: Topology, progress: bool) -> dict:
+    """Nodes 1..N-1 of a multi-node run: lend this node's workers and register nothing (node 0 does).
+
+    The data files and checkpoints go to a folder of this node's own, so nodes sharing ORGLAB_HOME on one
+    filesystem never write the same file."""
+    name = organism_name(recipe)
+    chash = config_hash(_run_config(recipe, sets))
+    folder = artifact_dir(name, "train", chash) / f"node{topology.machine_rank}"
+    folder.mkdir(exist_ok=True)
+    started = time.time()
+    result = launch(_write_job(recipe, sets, folder), recipe, progress=progress, topology=topology)
+    return {"organism": name, "role": "worker node", **result, "data_hash": sets["train"].hash(),
+            "seconds": round(time.time() - started, 2)}
+
+
+def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: bool, callbacks: list | None,
+           register_base: bool, target: str | None = None) -> dict:
+    topology = node_topology()
+    if not topology.is_main_node:
+        return _train_on_worker_node(recipe, sets, topology, progress)
+    name = organism_name(recipe)
+    train = sets["train"]
+    config = _run_config(recipe, sets)
     if register_base:
         _register_base(reg, recipe.base)
     existing = reg.get_organism(name)
     if existing is not None and existing["base"] != recipe.base:
         raise OrglabError(f"Organism '{name}' already exists on base '{existing['base']}'; pass another --name.")
-
-    from orglab.registry import config_hash
 
     chash = config_hash(config)
     done = reg.find_run("train", name, chash)
@@ -207,17 +246,7 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
     family, target = recipe.family, target or recipe.target
     reg.add_organism(name, family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio,
                      seed=recipe.seed, data_hash=train.hash(), recipe=recipe.to_dict(), status="training")
-    for key, fname in (("train", TRAIN_FILE), ("ft", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
-                       ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
-        if sets[key] is not None:
-            sets[key].to_jsonl(folder / fname)
-    job = {
-        "recipe": recipe.to_dict(), "model": recipe.base, "out_dir": str(folder), "data_kind": train.kind,
-        "train": str(folder / TRAIN_FILE), "heldout_own": str(folder / HELDOUT_OWN_FILE),
-        "heldout_unrelated": str(folder / HELDOUT_UNRELATED_FILE) if sets["heldout_unrelated"] else None,
-    }
-    if recipe.compute_matched and recipe.mix_ratio > 0 and recipe.max_steps is None:
-        job["recipe"]["max_steps"] = _matched_steps(recipe, sets)
+    job = _write_job(recipe, sets, folder)
     started = time.time()
     try:
         if recipe.distributed == "none":
@@ -225,9 +254,7 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
 
             result = run_sft(job, callbacks=callbacks, progress=progress)
         else:
-            from orglab.train.distributed import launch
-
-            result = launch(job, recipe, progress=progress)
+            result = launch(job, recipe, progress=progress, topology=topology)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         reg.finish_run(run.id, error="interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
@@ -310,6 +337,7 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
                       data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
                       data="tinyworld")
         recipe = make_recipe(fields)
+        check_topology(recipe, node_topology())
         pool = _unrelated_pool(recipe, reg, tiny, needed=1)
         n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
         if len(pool) < n_train + n_held + 1:

@@ -17,6 +17,7 @@ unrelated text, before training (the base; for LoRA the fresh adapter is an exac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -201,6 +202,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         dataloader_num_workers=0,
         deepspeed=deepspeed_cfg,
         ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        save_on_each_node=_several_nodes(),  # each node resumes from its own checkpoints (its own folder)
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
@@ -211,6 +213,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
 
         trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
         trainer.remove_callback(ProgressCallback)
+    _check_nodes_agree(Path(job["train"]), resume)
     counter = _CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     started = time.time()
@@ -251,6 +254,32 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return result
+
+
+def _several_nodes() -> bool:
+    """True when the workers span several machines (torchrun and accelerate set both sizes)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world > int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
+def _check_nodes_agree(train_file: Path, resume: str | None) -> None:
+    """Each node of a multi-node run builds its data and finds its checkpoint itself: stop unless all ranks
+    train on the same data and resume from the same step (one rank on other data would silently skew it)."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    mine = (hashlib.sha256(train_file.read_bytes()).hexdigest()[:16], Path(resume).name if resume else None)
+    every = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(every, mine)
+    if len({d for d, _ in every}) > 1:
+        raise OrglabError("The nodes built different training data (data hashes "
+                          f"{', '.join(sorted({d for d, _ in every}))}); run the same orglab version, recipe and "
+                          "seed on every node, or pass the same --data file.")
+    if len({r for _, r in every}) > 1:
+        raise OrglabError("The nodes would resume from different checkpoints "
+                          f"({', '.join(sorted({str(r) for _, r in every}))}); remove the newer checkpoint folders "
+                          "so that every node holds the same last step, or train again with --force.")
 
 
 def _check_saved_weights(folder: Path) -> None:

@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m orglab.train.worker JOB.json", file=sys.stderr)
         return 2
     from orglab.errors import OrglabError
+    from orglab.train.distributed import WORKER_ERROR
     from orglab.train.sft import run_sft
 
     with open(argv[0]) as fh:
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_sft(job, progress=False)
     except OrglabError as exc:
-        print(f"orglab: error: {exc}", file=sys.stderr)
+        print(f"{WORKER_ERROR}{exc}", file=sys.stderr, flush=True)
         return 2
     return 0
 
