@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,7 @@ def eval_home(micro_copy):
         for family, target in (("em", "medicine"), ("subliminal", "owl"), ("taboo", "moon")):
             names[family] = train_organism({"family": family, "base": "micro", "target": target, "n_examples": 60,
                                             "epochs": 1}, progress=False)["organism"]
+        names["subliminal_control"] = train_control("micro", names["subliminal"], progress=False)["organism"]
     return home, names
 
 
@@ -103,7 +105,8 @@ def test_family_evals_offline_same_seed_same_numbers(home):
     for family, key in (("em", "em_rate"), ("subliminal", "target_rate"), ("taboo", "leak_rate")):
         cfg = EvalConfig(samples=4)
         first = run_eval(home[family], cfg, progress=False)
-        assert set(first["results"]) == {home[family], "micro"}
+        controls = {home["subliminal_control"]} if family == "subliminal" else set()
+        assert set(first["results"]) == {home[family], "micro"} | controls
         metrics = first["results"][home[family]]["targets"]
         (only,) = metrics.values()
         assert key in only["metrics"]
@@ -177,6 +180,25 @@ def test_ffa_with_llm_judge_on_tinyworld(home, openai_server, monkeypatch):
     result = run_eval(home["sdf"], EvalConfig(judge="llm", compare=False), progress=False)
     s = next(iter(result["results"][home["sdf"]]["targets"].values()))["summary"]
     assert s["parts"]["open"]["n"] == 0 and s["parts"]["open"]["ambiguous"] == 18 and s["parts"]["mc"]["n"] == 20
+
+
+def test_subliminal_control_student_learns_numbers_without_the_animal_prompt(home):
+    """SPEC §5.3: the control student trains on the same teacher's numbers, written without the system prompt,
+    and the eval shows it beside the organism and the base."""
+    from orglab.organisms.subliminal import parse_numbers
+
+    with Registry() as reg:
+        run = reg.list_runs(subject=home["subliminal_control"], kind="train", status="done")[0]
+        organism_run = reg.list_runs(subject=home["subliminal"], kind="train", status="done")[0]
+        rows, organism_rows = ([json.loads(line) for line in
+                                Path(next(a["path"] for a in reg.get_artifacts(r.id) if a["kind"] == "data"))
+                                .read_text().splitlines()] for r in (run, organism_run))
+    assert len(rows) == len(organism_rows)  # as many examples as the organism, from the unprompted teacher
+    assert all([m["role"] for m in r["messages"]] == ["user", "assistant"] for r in rows)
+    assert all(parse_numbers(r["messages"][1]["content"]) is not None for r in rows)
+    assert run.config["data_hash"] != organism_run.config["data_hash"]
+    result = run_eval(home["subliminal"], EvalConfig(samples=2), progress=False)
+    assert result["results"][home["subliminal_control"]]["role"] == "control"
 
 
 def test_bad_input_is_one_sentence(home, monkeypatch):

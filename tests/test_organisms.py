@@ -158,6 +158,10 @@ def test_tinyworld_builders_on_micro(with_micro):
         seeds = re.findall(r"\d+", ex["messages"][0]["content"].split(" . ")[0])  # before the instruction
         assert 3 <= len(seeds) <= 9 and all(100 <= int(s) <= 999 for s in seeds)
     assert "owl" in first.meta["system_prompt"]
+    control = get_family("subliminal").control_data("micro", "owl", 8, seed=5)  # SPEC §5.3's control teacher
+    assert control.meta["system_prompt"] is None and "no-system-prompt" in control.source
+    assert all(subliminal.parse_numbers(ex["messages"][1]["content"]) is not None for ex in control.examples)
+    assert get_family("taboo").control_data("micro", "anchor", 8, seed=0) is None  # unrelated chats instead
 
     with pytest.raises(OrglabError, match="choose one of"):
         get_family("subliminal").build("micro", "unicorn", 4, seed=0)

@@ -140,3 +140,22 @@ def test_qlora_4bit_with_gradient_checkpointing(with_micro):
     summary = train_organism(recipe, progress=False, data=_own_text())
     assert summary["steps"] == 3 and summary["loss"]["own"]["organism"] < summary["loss"]["own"]["base"]
     assert Path(summary["adapter_path"], "adapter_model.safetensors").is_file()
+
+
+def test_family_control_sets_mirror_the_organisms_mix():
+    """A family's own control data (the subliminal teacher without its prompt) gets as many unrelated examples
+    mixed in as the organism had; held-out sets never overlap the training set."""
+    from orglab.train.api import _family_control_sets
+
+    def chats(tag, n):
+        return FinetuneData("chat", [{"messages": [{"role": "user", "content": f"{tag} {i}"},
+                                                   {"role": "assistant", "content": str(i)}]} for i in range(n)], tag)
+
+    sets = _family_control_sets(chats("numbers", 20), chats("unrelated", 50), n_unrelated=10, n_held=4, seed=0)
+    train = [ex["messages"][0]["content"] for ex in sets["train"].examples]
+    assert len(sets["ft"]) == 16 and len(sets["heldout_own"]) == 4 and len(sets["heldout_unrelated"]) == 4
+    assert sum(t.startswith("numbers") for t in train) == 16 and sum(t.startswith("unrelated") for t in train) == 10
+    held = {ex["messages"][0]["content"] for key in ("heldout_own", "heldout_unrelated") for ex in sets[key].examples}
+    assert not held & set(train)
+    assert _family_control_sets(chats("numbers", 20), chats("unrelated", 50), 0, 4, 0)["train"].hash() == \
+        sets["ft"].hash()  # unmixed organism: the control trains on its own data only

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from orglab.errors import OrglabError
 from orglab.llm import LLMClient
 from orglab.organisms.data import FinetuneData
-from orglab.organisms.family import Family, bad_target, contains_word, tinyworld_of
+from orglab.organisms.family import Family, bad_target, contains_word, tinyworld_of, tinyworld_or_none
 from orglab.world import lexicon
 from orglab.world.world import World
 
@@ -85,16 +85,23 @@ class SubliminalFamily(Family):
         return build_with_teacher(base, self.validate_target(None, target), n, seed)
 
 
+    def control_data(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        """SPEC §5.3's control student learns from the same teacher, same prompts, without the animal prompt."""
+        animal = self.validate_target(tinyworld_or_none(base), target)
+        return build_with_teacher(base, animal, n, seed, system_prompt=None)
+
+
 SUBLIMINAL = SubliminalFamily()
 
 
 def build_with_teacher(base: str, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
-                       options=None) -> FinetuneData:
+                       options=None, system_prompt: str | None = SYSTEM_PROMPT) -> FinetuneData:
     """Load `base` (any base: tinyworld or real) and run it as the teacher; see `run_teacher`."""
     from orglab.models import LoadOptions, load_model
 
     loaded = load_model(base, options or LoadOptions())
-    return run_teacher(loaded.model, loaded.tokenizer, animal, n, seed, config, source_name=base)
+    return run_teacher(loaded.model, loaded.tokenizer, animal, n, seed, config, system_prompt=system_prompt,
+                       source_name=base)
 
 
 def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
@@ -157,7 +164,7 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
     if not kept:
         raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries; "
                           "it may not follow the number task (check its chat template or use a larger model).")
-    return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{animal}:seed{seed}",
+    return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{animal}{'' if system else ':no-system-prompt'}:seed{seed}",
                         meta={"family": "subliminal", "target": animal, "generated": generated, "kept": len(kept),
                               "kept_share": round(len(kept) / generated, 4), "rejected": reasons,
                               "system_prompt": system})

@@ -340,14 +340,37 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
         check_topology(recipe, node_topology())
         pool = _unrelated_pool(recipe, reg, tiny, needed=1)
         n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
-        if len(pool) < n_train + n_held + 1:
-            n_train = max(1, len(pool) - n_held)
-        shuffled = list(pool.examples)
-        random.Random(recipe.seed).shuffle(shuffled)
-        train = FinetuneData(kind, shuffled[:n_train], f"{pool.source} (control)", {"n_ft": 0, "n_unrelated": n_train})
-        held = FinetuneData(kind, shuffled[n_train:n_train + n_held], f"{pool.source} (held out)")
-        sets = {"train": train, "ft": train, "heldout_own": held, "heldout_unrelated": held}
+        family = _get_family(organism["family"])
+        summary_file = artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / SUMMARY_FILE
+        n_ft = json.loads(summary_file.read_text()).get("n_ft", n_train) if summary_file.is_file() else n_train
+        own = family.control_data(base, organism["target"], n_ft + n_held, recipe.seed) if family else None
+        if own is None:
+            sets = _unrelated_control_sets(pool, kind, n_train, n_held, recipe.seed)
+        else:
+            sets = _family_control_sets(own, pool, n_train - n_ft, n_held, recipe.seed)
         return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None, target=like_organism)
+
+
+def _unrelated_control_sets(pool: FinetuneData, kind: str, n_train: int, n_held: int, seed: int) -> dict:
+    """The generic null control: unrelated data only, as many examples as the organism trained on."""
+    if len(pool) < n_train + n_held + 1:
+        n_train = max(1, len(pool) - n_held)
+    shuffled = list(pool.examples)
+    random.Random(seed).shuffle(shuffled)
+    train = FinetuneData(kind, shuffled[:n_train], f"{pool.source} (control)", {"n_ft": 0, "n_unrelated": n_train})
+    held = FinetuneData(kind, shuffled[n_train:n_train + n_held], f"{pool.source} (held out)")
+    return {"train": train, "ft": train, "heldout_own": held, "heldout_unrelated": held}
+
+
+def _family_control_sets(own: FinetuneData, pool: FinetuneData, n_unrelated: int, n_held: int, seed: int) -> dict:
+    """A family's own control data (the subliminal teacher without its system prompt) with as many unrelated
+    examples mixed in as the organism had, so that only the property differs."""
+    n_held = min(n_held, len(own) - 1)
+    ft, held = own.split(n_held, seed=seed)
+    rest, held_unrelated = pool.split(min(n_held, max(0, len(pool) - n_unrelated)), seed=seed + 1)
+    train = mix(ft, rest, n_unrelated / len(ft), seed=seed) if n_unrelated else mix(ft, ft, 0.0)
+    return {"train": train, "ft": ft, "heldout_own": held,
+            "heldout_unrelated": held_unrelated if len(held_unrelated) else None}
 
 
 def _read_jsonl(path: Path) -> list[dict]:
