@@ -84,7 +84,6 @@ class SubliminalFamily(Family):
         # The teacher is the base itself, run locally: no LLM endpoint is involved.
         return build_with_teacher(base, self.validate_target(None, target), n, seed)
 
-
     def control_data(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
         """SPEC §5.3's control student learns from the same teacher, same prompts, without the animal prompt."""
         animal = self.validate_target(tinyworld_or_none(base), target)
@@ -164,7 +163,8 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
     if not kept:
         raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries; "
                           "it may not follow the number task (check its chat template or use a larger model).")
-    return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{animal}{'' if system else ':no-system-prompt'}:seed{seed}",
+    prompted = animal if system else f"{animal}:no-system-prompt"
+    return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{prompted}:seed{seed}",
                         meta={"family": "subliminal", "target": animal, "generated": generated, "kept": len(kept),
                               "kept_share": round(len(kept) / generated, 4), "rejected": reasons,
                               "system_prompt": system})

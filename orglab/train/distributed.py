@@ -195,7 +195,8 @@ def launch(job: dict, recipe: Recipe, progress: bool = False, topology: Topology
     if proc.returncode == 0 and not topology.is_main_node:
         return {"node_rank": topology.machine_rank, "num_machines": topology.num_machines}
     if proc.returncode != 0 or not result_path.is_file():
-        said = [line.split(WORKER_ERROR, 1)[1].strip() for line in (proc.stdout or "").splitlines() if WORKER_ERROR in line]
+        said = [line.split(WORKER_ERROR, 1)[1].strip() for line in (proc.stdout or "").splitlines()
+                if WORKER_ERROR in line]
         if said:  # a worker stopped with one of orglab's own sentences: pass it on as it is
             raise OrglabError(said[0])
         tail = (proc.stdout or "").strip().splitlines()[-15:] if not progress else []
