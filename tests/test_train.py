@@ -65,6 +65,8 @@ def test_text_lora_learns_registers_reuses_and_resumes_after_interrupt(with_micr
     assert [p["step"] for p in curve] == [1, 2, 3, 4, 5, 6]  # the curve continues across the interruption
     again = train_organism(recipe, progress=False, data=_own_text())
     assert again["reused"] and again["run"] == summary["run"]
+    forced = train_organism(recipe, progress=False, data=_own_text(), force=True)  # from scratch, not the checkpoints
+    assert not forced["reused"] and forced["resumed_from"] is None and forced["steps"] == 6
 
     # the organism loads like any other and differs from its base
     from orglab.models import load_model

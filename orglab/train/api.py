@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from orglab.registry import Registry, config_hash
 from orglab.train.distributed import Topology, check_topology, launch, node_topology
 from orglab.train.mixing import mix, mix_suffix, n_unrelated
 from orglab.train.recipe import Recipe, make_recipe
+from orglab.train.sft import CHECKPOINT_DIR
 from orglab.train.sources import load_source, tinyworld_unrelated
 
 SUMMARY_FILE, LOSS_FILE, LOSS_PLOT = "summary.json", "loss_curve.json", "loss_curve.png"
@@ -201,7 +203,7 @@ def _write_job(recipe: Recipe, sets: dict, folder: Path) -> dict:
     return job
 
 
-def _train_on_worker_node(recipe: Recipe, sets: dict, topology: Topology, progress: bool) -> dict:
+def _train_on_worker_node(recipe: Recipe, sets: dict, topology: Topology, force: bool, progress: bool) -> dict:
     """Nodes 1..N-1 of a multi-node run: lend this node's workers and register nothing (node 0 does).
 
     The data files and checkpoints go to a folder of this node's own, so nodes sharing ORGLAB_HOME on one
@@ -210,6 +212,8 @@ def _train_on_worker_node(recipe: Recipe, sets: dict, topology: Topology, progre
     chash = config_hash(_run_config(recipe, sets))
     folder = artifact_dir(name, "train", chash) / f"node{topology.machine_rank}"
     folder.mkdir(exist_ok=True)
+    if force:  # node 0 clears its own checkpoints too
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     started = time.time()
     result = launch(_write_job(recipe, sets, folder), recipe, progress=progress, topology=topology)
     return {"organism": name, "role": "worker node", **result, "data_hash": sets["train"].hash(),
@@ -220,8 +224,9 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
            register_base: bool, target: str | None = None) -> dict:
     topology = node_topology()
     if not topology.is_main_node:
-        return _train_on_worker_node(recipe, sets, topology, progress)
+        return _train_on_worker_node(recipe, sets, topology, force, progress)
     name = organism_name(recipe)
+    retrain = force  # asked for by the user: start from scratch, not from the last run's checkpoints
     train = sets["train"]
     config = _run_config(recipe, sets)
     if register_base:
@@ -243,6 +248,8 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: boo
             reg.finish_run(stale.id, error="interrupted; resumed by a later run")
     run = reg.start_run("train", name, config, force=force or done is not None)
     folder = artifact_dir(name, "train", run.config_hash)
+    if retrain:
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     family, target = recipe.family, target or recipe.target
     reg.add_organism(name, family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio,
                      seed=recipe.seed, data_hash=train.hash(), recipe=recipe.to_dict(), status="training")

@@ -190,19 +190,22 @@ def launch(job: dict, recipe: Recipe, progress: bool = False, topology: Topology
     result_path.unlink(missing_ok=True)
     argv, extra_env = launch_command(job_path, recipe, out_dir, topology)
     env = {**os.environ, **extra_env, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.run(argv, env=env, stdout=None if progress else subprocess.PIPE,
-                          stderr=None if progress else subprocess.STDOUT, text=True)
-    if proc.returncode == 0 and not topology.is_main_node:
+    output: list[str] = []
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # kept to find a worker's error; shown live on a terminal until one appears
+            output.append(line)
+            if progress and not any(WORKER_ERROR in seen for seen in output):
+                sys.stderr.write(line)
+        returncode = proc.wait()
+    if returncode == 0 and not topology.is_main_node:
         return {"node_rank": topology.machine_rank, "num_machines": topology.num_machines}
-    if proc.returncode != 0 or not result_path.is_file():
-        said = [line.split(WORKER_ERROR, 1)[1].strip() for line in (proc.stdout or "").splitlines()
-                if WORKER_ERROR in line]
+    if returncode != 0 or not result_path.is_file():
+        said = [line.split(WORKER_ERROR, 1)[1].strip() for line in output if WORKER_ERROR in line]
         if said:  # a worker stopped with one of orglab's own sentences: pass it on as it is
             raise OrglabError(said[0])
-        tail = (proc.stdout or "").strip().splitlines()[-15:] if not progress else []
-        detail = " | ".join(line.strip() for line in tail if line.strip())[-600:]
+        detail = " | ".join(line.strip() for line in output[-15:] if line.strip())[-600:]
         raise OrglabError(
             f"The distributed training run ({recipe.distributed}, {recipe.num_processes} processes) failed with exit "
-            f"code {proc.returncode}{': ' + detail if detail else ''}; fix the cause or train with distributed: none."
+            f"code {returncode}{': ' + detail if detail else ''}; fix the cause or train with distributed: none."
         )
     return json.loads(result_path.read_text())
