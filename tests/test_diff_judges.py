@@ -191,6 +191,15 @@ def test_llm_judge_end_to_end_then_cached(sdf_home, openai_server, monkeypatch):
     assert all(s["reused"] for s in again["stages"].values())
     assert again["summary"] == pytest.approx(summary)
 
+    # The agent reads the results of the judge it is configured with (offline unless told), not just the newest.
+    from orglab.evals.agent import find_adl
+
+    with Registry() as reg:
+        for judge, expected in (("offline", offline), ("llm", result)):
+            adl = find_adl(reg, organism, judge)
+            assert {s: adl.runs[s] for s in ("stats", "patchscope", "steering")} == \
+                {s: expected["stages"][s]["config_hash"] for s in ("stats", "patchscope", "steering")}
+
     # A judge that finds every steered output incoherent (mean 0.9 * 10 = 9 < 50) keeps alpha at 0.
     _judge_env(monkeypatch, openai_server, model="judge-harsh")
     openai_server.responder = _responder(coherence=10)

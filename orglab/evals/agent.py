@@ -151,14 +151,18 @@ def load_adl(reg: Registry, organism: str, runs: dict[str, str]) -> AdlResults |
                       runs={stage: runs[stage] for stage in ("stats", *ADL_STAGES)})
 
 
-def find_adl(reg: Registry, organism: str) -> AdlResults | None:
+def find_adl(reg: Registry, organism: str, judge: str = "offline") -> AdlResults | None:
     """The newest complete set of finished ADL stages of an organism: the newest statistics run that has a lens,
-    a patchscope and a steering run reading it (the newest of each)."""
+    a patchscope and a steering run reading it. Of those, the newest whose judge (offline or llm, as in
+    `orglab diff --judge`) is `judge`, else the newest of any judge."""
     for stats in reg.list_runs(subject=organism, kind="diff:stats", status="done"):
         runs = {"stats": stats.config_hash}
         for stage in ADL_STAGES:
-            match = next((r for r in reg.list_runs(subject=organism, kind=f"diff:{stage}", status="done")
-                          if (r.config.get("depends") or {}).get("stats") == stats.config_hash), None)
+            reading = [r for r in reg.list_runs(subject=organism, kind=f"diff:{stage}", status="done")
+                       if (r.config.get("depends") or {}).get("stats") == stats.config_hash]
+            # LLM-judged stage configs carry the judge's identity; offline ones have no such key
+            match = next((r for r in reading if ("judge" in r.config) == (judge == "llm")), None) or \
+                next(iter(reading), None)
             if match is None:
                 break
             runs[stage] = match.config_hash
@@ -171,7 +175,7 @@ def find_adl(reg: Registry, organism: str) -> AdlResults | None:
 
 def adl_results(reg: Registry, organism: str, config: AgentConfig, progress: bool = True) -> AdlResults:
     """Existing ADL results, or run the diff (with `config.diff`) when the organism has none."""
-    adl = find_adl(reg, organism)
+    adl = find_adl(reg, organism, config.diff.judge)
     if adl is not None:
         return adl
     from orglab.diff.run import run_diff
@@ -182,7 +186,7 @@ def adl_results(reg: Registry, organism: str, config: AgentConfig, progress: boo
         print(f"orglab: no ADL results for '{organism}' yet; running `orglab diff` first.", file=sys.stderr)
     stages = tuple(dict.fromkeys((*config.diff.stages, *ADL_STAGES)))
     run_diff(organism, replace(config.diff, stages=stages), progress=progress, registry=reg)
-    adl = find_adl(reg, organism)
+    adl = find_adl(reg, organism, config.diff.judge)
     if adl is None:  # the diff just finished, so this means its files vanished meanwhile
         raise OrglabError(f"The ADL results of '{organism}' could not be read back after `orglab diff`; run "
                           f"`orglab diff {organism} --force` and try again.")
