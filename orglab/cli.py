@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default=None, help="tinyworld (default) or a JSONL/Parquet file or hub dataset id")
     train.add_argument("--unrelated", default=None, help="unrelated data for mixing: tinyworld (default), a file or hub id")
     train.add_argument("--finetune", default=None, help="lora (default), full or qlora")
-    train.add_argument("--distributed", default=None, help="none (default), ddp, zero2 or zero3")
+    train.add_argument("--distributed", default=None, help="none (default), ddp, zero2 or zero3; several nodes: set "
+                       "ORGLAB_ACCELERATE_CONFIG on each node (see orglab/train/configs/multi_node.yaml)")
     train.add_argument("--force", action="store_true", help="train again even if this recipe is registered")
     _json_flag(train)
     train.set_defaults(handler=cmd_train)
