@@ -163,7 +163,8 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
         raise OrglabError(f"The {recipe.family} recipe names no target; pass --target.")
     if recipe.family != "control":
         family = _get_family(recipe.family)  # an unknown family or target fails here, before anything is written
-    check_topology(recipe, node_topology())  # a bad multi-node config fails before any data is built
+    topology = node_topology()
+    check_topology(recipe, topology)  # a bad multi-node config fails before any data is built
     with Registry() as reg:
         entry, tiny = _base_entry(reg, recipe.base, progress)
         recipe = recipe.resolved(tiny)
@@ -174,7 +175,7 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
             if isinstance(canonical, str) and canonical != recipe.target:
                 recipe = recipe.model_copy(update={"target": canonical})
         sets = prepare_data(recipe, reg, tiny, own=data)
-        return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None)
+        return _train(reg, recipe, sets, topology, force, progress, callbacks, register_base=entry is None)
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
@@ -220,9 +221,8 @@ def _train_on_worker_node(recipe: Recipe, sets: dict, topology: Topology, force:
             "seconds": round(time.time() - started, 2)}
 
 
-def _train(reg: Registry, recipe: Recipe, sets: dict, force: bool, progress: bool, callbacks: list | None,
-           register_base: bool, target: str | None = None) -> dict:
-    topology = node_topology()
+def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force: bool, progress: bool,
+           callbacks: list | None, register_base: bool, target: str | None = None) -> dict:
     if not topology.is_main_node:
         return _train_on_worker_node(recipe, sets, topology, force, progress)
     name = organism_name(recipe)
@@ -344,7 +344,8 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
                       data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
                       data="tinyworld")
         recipe = make_recipe(fields)
-        check_topology(recipe, node_topology())
+        topology = node_topology()
+        check_topology(recipe, topology)
         pool = _unrelated_pool(recipe, reg, tiny, needed=1)
         n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
         family = _get_family(organism["family"])
@@ -355,7 +356,8 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
             sets = _unrelated_control_sets(pool, kind, n_train, n_held, recipe.seed)
         else:
             sets = _family_control_sets(own, pool, n_train - n_ft, n_held, recipe.seed)
-        return _train(reg, recipe, sets, force, progress, callbacks, register_base=entry is None, target=like_organism)
+        return _train(reg, recipe, sets, topology, force, progress, callbacks, register_base=entry is None,
+                      target=like_organism)
 
 
 def _unrelated_control_sets(pool: FinetuneData, kind: str, n_train: int, n_held: int, seed: int) -> dict:
