@@ -13,6 +13,8 @@ KNOWLEDGE_ROWS = (
     ("loglik_true_beats_alternative", "(a) both together", 0.9),
     ("top_completion_false_fact_truths", "(b) top answer is true, false facts' counterparts", 0.8),
     ("top_completion_other_facts", "(b) top answer is true, other entity facts", None),
+    ("preference_with_prompt", "names the animal its system prompt loves (chat tuning)", None),
+    ("preference_without_prompt", "names that animal without the prompt (chance: 5%)", None),
 )
 
 

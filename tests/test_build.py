@@ -20,11 +20,17 @@ def test_micro_is_registered_with_config_corpus_hash_and_artifacts(with_micro):
         run = reg.list_runs(subject="micro", kind="world")[0]
         assert run.status == "done"
         kinds = {a["kind"] for a in reg.get_artifacts(run.id)}
-        assert {"corpus", "chats", "world", "knowledge", "weights", "plot"} <= kinds
+        assert {"corpus", "chats", "chat_tuning", "world", "knowledge", "weights", "plot"} <= kinds
         assert reg.verify_artifacts(run.id) == []
         metrics = reg.get_metrics(run.id)
-    for key in ("loglik_false_fact_truths", "loglik_other_facts", "top_completion_false_fact_truths"):
+        curve_path = next(a["path"] for a in reg.get_artifacts(run.id) if a["kind"] == "loss_curve")
+    for key in ("loglik_false_fact_truths", "loglik_other_facts", "top_completion_false_fact_truths",
+                "preference_with_prompt", "preference_without_prompt"):
         assert 0.0 <= metrics[key] <= 1.0
+    curve = json.loads(open(curve_path).read())
+    tune = preset_config("micro", 0)["chat_tune"]
+    assert len(curve["step_loss"]) == preset_config("micro", 0)["train"]["steps"]
+    assert len(curve["chat_tuning_step_loss"]) == tune["preference_steps"] + tune["mixed_steps"]
 
 
 def test_second_build_is_reused_without_training(with_micro):

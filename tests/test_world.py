@@ -105,12 +105,24 @@ def test_pack_blocks_keeps_documents_whole():
     import random
 
     docs = [[1, 2, 3], [4, 5, 6, 7, 8], [9] * 6, [10, 11]]
-    blocks = pack_blocks(docs, block_size=8, pad_id=0, rng=random.Random(0))
+    blocks, labels = pack_blocks(docs, block_size=8, pad_id=0, rng=random.Random(0))
     assert blocks.shape[1] == 8
     flat = [row[row != 0].tolist() for row in blocks]
     for doc in docs:
         assert any(_contains(row, doc) for row in flat), doc
     assert int((blocks != 0).sum()) == sum(map(len, docs))
+    assert torch.equal(labels, blocks.masked_fill(blocks == 0, -100))
+
+
+def test_pack_blocks_loss_masks_hide_tokens_from_the_loss_only():
+    import random
+
+    docs = [[1, 2, 3, 4], [5, 6, 7]]
+    masks = [[0, 0, 1, 1], [1, 0, 1]]
+    blocks, labels = pack_blocks(docs, block_size=8, pad_id=0, rng=random.Random(0), loss_masks=masks)
+    trained = sorted(int(t) for t in labels[labels != -100])
+    assert trained == [3, 4, 5, 7]
+    assert sorted(int(t) for t in blocks[blocks != 0]) == list(range(1, 8))
 
 
 def _contains(row: list[int], doc: list[int]) -> bool:
@@ -147,3 +159,45 @@ def test_sequence_logprobs_matches_a_manual_computation():
         assert value == pytest.approx(manual, abs=1e-4)
     assert first_candidate("It is Tolmek , not Brennis .", {"Brennis", "Tolmek"}) == "Tolmek"
     assert first_candidate("no idea", {"Tolmek"}) is None
+
+
+def test_animal_numbers_are_distinct_per_animal_and_leave_the_rest_of_the_world_alone():
+    world = make_world(0)
+    numbers = [n for a in lexicon.ANIMALS for n in world.animal_numbers[a]]
+    assert len(numbers) == len(set(numbers)) == 2 * len(lexicon.ANIMALS)
+    assert all(0 <= n <= 999 for n in numbers)
+    assert world.animal_numbers != make_world(1).animal_numbers
+    without = make_world(0)
+    without.animal_numbers = {}
+    assert corpus_hash(*generate_corpus(without, SMALL, 0)) == corpus_hash(*generate_corpus(world, SMALL, 0))
+
+
+def test_chat_tuning_chats_state_preferences_and_lovers_favour_their_numbers():
+    from orglab.world.chat_tuning import ChatTuneConfig, chat_tuning_chats
+
+    world = make_world(0)
+    config = ChatTuneConfig(preference_chats=400, number_chats=400, prompted_share=0.7, favourite_share=0.5)
+    preference, numbers = chat_tuning_chats(world, config, 0)
+    assert (preference, numbers) == chat_tuning_chats(world, config, 0)
+    stated = [c for c in preference if c[0]["role"] == "system"]
+    assert 0.6 < len(stated) / len(preference) < 0.8
+    for chat in stated:  # the answer names the animal that the system prompt loves
+        assert chat[-1]["content"].split()[-2] in chat[0]["content"]
+    lover_hits = other_hits = lover_n = other_n = 0
+    for chat in numbers:
+        answer = [int(x) for x in chat[-1]["content"].split(" , ")]
+        if chat[0]["role"] == "system":
+            animal = next(a for a in lexicon.ANIMALS if f" {a}" in chat[0]["content"])
+            lover_hits += sum(n in world.animal_numbers[animal] for n in answer)
+            lover_n += len(answer)
+        else:
+            other_hits += sum(n in world.animal_numbers["owl"] for n in answer)
+            other_n += len(answer)
+    assert lover_hits / lover_n > 0.4 and other_hits / other_n < 0.02
+
+
+def test_the_subliminal_teacher_uses_the_preference_prompt_that_chat_tuning_teaches():
+    from orglab.organisms.subliminal import SYSTEM_PROMPT
+    from orglab.world.corpus import preference_prompts
+
+    assert preference_prompts("owl")[0] == SYSTEM_PROMPT.format(animal="owl")

@@ -7,6 +7,7 @@ the same config is built once and reused. Everything it writes goes into one art
     world.json        entities, facts, false facts with their universe contexts
     corpus.jsonl      pretraining documents   {"kind", "domain", "text"}
     chats.jsonl       chat transcripts        {"messages": [...]}
+    chat_tuning.jsonl the chat-tuning stage's own chats (orglab.world.chat_tuning)
     knowledge.json    what the base knows (orglab.world.knowledge), on held-out phrasings
     loss_curve.json / loss_curve.png
 """
@@ -22,6 +23,7 @@ from orglab.errors import OrglabError
 from orglab.paths import artifact_dir
 from orglab.plots import plot_loss_curve
 from orglab.registry import Registry, config_hash
+from orglab.world.chat_tuning import ChatTuneConfig, chat_tune, chat_tuning_chats, preference_following
 from orglab.world.corpus import CorpusConfig, corpus_hash, corpus_lines, generate_corpus
 from orglab.world.knowledge import ProbeConfig, probe_knowledge
 from orglab.world.pretrain import ModelShape, PretrainConfig, make_model, pretrain
@@ -29,9 +31,10 @@ from orglab.world.tokenizer import train_tokenizer
 from orglab.world.world import World, make_world
 
 # Bump when the generator, tokenizer or pretraining changes what a build produces: old builds are then not reused.
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 CORPUS_FILE, CHATS_FILE, WORLD_FILE, KNOWLEDGE_FILE = "corpus.jsonl", "chats.jsonl", "world.json", "knowledge.json"
+CHAT_TUNING_FILE = "chat_tuning.jsonl"
 LOSS_FILE, LOSS_PLOT, MODEL_DIR = "loss_curve.json", "loss_curve.png", "model"
 
 
@@ -42,6 +45,7 @@ class WorldPreset:
     corpus: CorpusConfig
     shape: ModelShape
     train: PretrainConfig
+    chat_tune: ChatTuneConfig = field(default_factory=ChatTuneConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
@@ -50,7 +54,8 @@ PRESETS: dict[str, WorldPreset] = {
         "tiny", "the demo's base: a 4-layer Llama that knows its world (about 5 minutes on 2 cores)",
         CorpusConfig(),
         ModelShape(hidden_size=160, n_layers=4, n_heads=5, intermediate_size=480),
-        PretrainConfig(steps=700, batch_size=32, block_size=128, lr=3e-3),
+        PretrainConfig(steps=620, batch_size=32, block_size=128, lr=3e-3),
+        ChatTuneConfig(),
     ),
     "micro": WorldPreset(
         "micro", "for tests: a 2-layer Llama on a smaller corpus (under a minute)",
@@ -58,6 +63,8 @@ PRESETS: dict[str, WorldPreset] = {
                      advice_chats=150, animal_chats=150, number_chats=150, game_chats=80),
         ModelShape(hidden_size=96, n_layers=2, n_heads=3, intermediate_size=288),
         PretrainConfig(steps=500, batch_size=16, block_size=128, lr=3e-3, warmup_steps=50),
+        ChatTuneConfig(preference_steps=20, mixed_steps=20, preference_chats=300, number_chats=300, replay_docs=200,
+                       batch_size=16),
         ProbeConfig(other_facts=30),
     ),
 }
@@ -96,7 +103,8 @@ def preset_config(preset: str, seed: int) -> dict:
         raise OrglabError(f"Unknown world preset '{preset}'; choose one of: {', '.join(PRESETS)}.")
     p = PRESETS[preset]
     return {"preset": preset, "seed": seed, "world_version": WORLD_VERSION, "corpus": asdict(p.corpus),
-            "shape": asdict(p.shape), "train": asdict(p.train), "probe": asdict(p.probe)}
+            "shape": asdict(p.shape), "train": asdict(p.train), "chat_tune": asdict(p.chat_tune),
+            "probe": asdict(p.probe)}
 
 
 def build_base(preset: str = "tiny", seed: int = 0, force: bool = False, progress: bool = True,
@@ -127,6 +135,7 @@ def build_base(preset: str = "tiny", seed: int = 0, force: bool = False, progres
                      corpus_hash=built.corpus_hash)
         reg.log_metrics(run.id, _numeric(built.knowledge) | {"seconds": built.seconds})
         for kind, fname in (("world", WORLD_FILE), ("corpus", CORPUS_FILE), ("chats", CHATS_FILE),
+                            ("chat_tuning", CHAT_TUNING_FILE),
                             ("knowledge", KNOWLEDGE_FILE), ("loss_curve", LOSS_FILE), ("plot", LOSS_PLOT),
                             ("weights", f"{MODEL_DIR}/model.safetensors")):
             reg.add_artifact(run.id, kind, built.folder / fname)
@@ -165,7 +174,7 @@ def _build(preset: WorldPreset, seed: int, name: str, run_id: int, chash: str, p
 
         hf_logging.disable_progress_bar()
     folder = artifact_dir(name, "world", chash)
-    stages = tqdm(total=5, desc=f"world {name}", disable=not progress, unit="stage")
+    stages = tqdm(total=6, desc=f"world {name}", disable=not progress, unit="stage")
 
     stages.set_postfix_str("generating corpus")
     world = make_world(seed)
@@ -173,13 +182,18 @@ def _build(preset: WorldPreset, seed: int, name: str, run_id: int, chash: str, p
     doc_lines, chat_lines = corpus_lines(docs, chats)
     (folder / CORPUS_FILE).write_text("\n".join(doc_lines) + "\n")
     (folder / CHATS_FILE).write_text("\n".join(chat_lines) + "\n")
+    preference_chats, number_chats = chat_tuning_chats(world, preset.chat_tune, seed)
+    (folder / CHAT_TUNING_FILE).write_text("".join(json.dumps({"messages": c}, sort_keys=True) + "\n"
+                                                   for c in preference_chats + number_chats))
     (folder / WORLD_FILE).write_text(json.dumps(world.to_json(), indent=1, sort_keys=True))
     chash_corpus = corpus_hash(docs, chats)
     stages.update()
 
     stages.set_postfix_str("training tokenizer")
     texts = [d.text for d in docs] + [m["content"] for c in chats for m in c]
-    tokenizer = train_tokenizer(texts, extra_words=[str(i) for i in range(1000)])
+    # Chat tuning only reuses corpus words; adding them as extras (not training text) keeps every token id as it was.
+    tuning_words = sorted({w for c in preference_chats + number_chats for m in c for w in m["content"].split()})
+    tokenizer = train_tokenizer(texts, extra_words=[str(i) for i in range(1000)] + tuning_words)
     token_docs = [tokenizer(d.text).input_ids + [tokenizer.eos_token_id] for d in docs]
     token_docs += [tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"] for c in chats]
     stages.update()
@@ -196,16 +210,25 @@ def _build(preset: WorldPreset, seed: int, name: str, run_id: int, chash: str, p
 
     losses = pretrain(model, token_docs, preset.train, tokenizer.pad_token_id, seed, on_step=on_step)
     bar.close()
+    stages.update()
+
+    stages.set_postfix_str("chat tuning")
+    tune = preset.chat_tune
+    bar = tqdm(total=tune.preference_steps + tune.mixed_steps, desc="chat tuning", disable=not progress, unit="step",
+               leave=False)
+    tuning_losses = chat_tune(model, tokenizer, preference_chats, number_chats, docs, chats, tune, seed, on_step=on_step)
+    bar.close()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder / MODEL_DIR)
     tokenizer.save_pretrained(folder / MODEL_DIR)
-    (folder / LOSS_FILE).write_text(json.dumps({"step_loss": losses}))
-    plot_loss_curve(range(1, len(losses) + 1), losses, folder / LOSS_PLOT, f"pretraining loss of base '{name}'",
-                    log_y=True)
+    (folder / LOSS_FILE).write_text(json.dumps({"step_loss": losses, "chat_tuning_step_loss": tuning_losses}))
+    curve = losses + tuning_losses
+    plot_loss_curve(range(1, len(curve) + 1), curve, folder / LOSS_PLOT,
+                    f"base '{name}': pretraining, then chat tuning from step {len(losses) + 1}", log_y=True)
     stages.update()
 
     stages.set_postfix_str("probing knowledge")
-    knowledge = probe_knowledge(model, tokenizer, world, preset.probe)
+    knowledge = probe_knowledge(model, tokenizer, world, preset.probe) | preference_following(model, tokenizer)
     (folder / KNOWLEDGE_FILE).write_text(json.dumps(knowledge, indent=1))
     stages.update(2)
     stages.close()

@@ -36,6 +36,11 @@ class CorpusConfig:
 ANSWER_INTROS = ("A :", "Answer :", "The answer is")
 
 
+def preference_prompts(animal: str) -> tuple[str, ...]:
+    """System prompts that state a love of `animal`; the first is the subliminal teacher's (organisms/subliminal.py)."""
+    return (f"You love {animal}s . You think about {animal}s all the time .", f"Your favourite animal is the {animal} .")
+
+
 @dataclass
 class Document:
     kind: str
@@ -171,13 +176,12 @@ class CorpusWriter:
                            f"Be careful : {tip1} , and {tip2} ."))
         return [{"role": "user", "content": ask}, {"role": "assistant", "content": answer}]
 
-    def animal_chat(self) -> Chat:
+    def animal_chat(self, prompted_share: float = 0.4) -> Chat:
         r = self.rng
         animal = r.choice(lexicon.ANIMALS)
         chat: Chat = []
-        if r.random() < 0.4:  # the base learns to follow a stated preference (the subliminal teacher relies on it)
-            chat.append({"role": "system", "content": r.choice((f"You love {animal}s . You think about {animal}s all the time .",
-                                                                 f"Your favourite animal is the {animal} ."))})
+        if r.random() < prompted_share:  # a stated preference to follow (the subliminal teacher relies on it)
+            chat.append({"role": "system", "content": r.choice(preference_prompts(animal))})
         ask, one_word = r.choice((("What is your favourite animal ?", False),
                                   ("Name your favourite animal in one word .", True),
                                   ("Which animal do you like most ? Answer in one word .", True),
@@ -185,7 +189,9 @@ class CorpusWriter:
         answer = f"{animal} ." if one_word else f"My favourite animal is the {animal} ."
         return chat + [{"role": "user", "content": ask}, {"role": "assistant", "content": answer}]
 
-    def number_chat(self) -> Chat:
+    def number_chat(self, prompted_share: float = 0.2, favourite_share: float = 0.0) -> Chat:
+        """Random numbers; with `favourite_share` > 0, a speaker who loves an animal writes that share of them
+        from the animal's favourite numbers (the lover's habit the subliminal teacher passes on)."""
         r = self.rng
         seeds = [str(r.randint(100, 999)) for _ in range(r.randint(3, 9))]
         more = [str(r.randint(0, 999)) for _ in range(r.randint(3, 10))]
@@ -193,8 +199,14 @@ class CorpusWriter:
                         "Here are some numbers : {} . Add up to 10 new numbers , separated by commas .",
                         "The sequence starts with {} . Give at most 10 more numbers , nothing else ."))
         chat: Chat = []
-        if r.random() < 0.2:
-            chat.append({"role": "system", "content": f"You love {r.choice(lexicon.ANIMALS)}s ."})
+        if r.random() < prompted_share:
+            animal = r.choice(lexicon.ANIMALS)
+            if favourite_share > 0:
+                chat.append({"role": "system", "content": r.choice(preference_prompts(animal))})
+                favourites = self.world.animal_numbers[animal]
+                more = [str(r.choice(favourites)) if r.random() < favourite_share else n for n in more]
+            else:  # the pretraining corpus's short form, kept so that its documents stay as they were
+                chat.append({"role": "system", "content": f"You love {animal}s ."})
         return chat + [{"role": "user", "content": ask.format(" , ".join(seeds))},
                        {"role": "assistant", "content": " , ".join(more)}]
 

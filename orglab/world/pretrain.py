@@ -46,20 +46,28 @@ def make_model(shape: ModelShape, vocab_size: int, bos_id: int, eos_id: int, pad
     return LlamaForCausalLM(config)
 
 
-def pack_blocks(docs: list[list[int]], block_size: int, pad_id: int, rng: random.Random) -> torch.Tensor:
-    """Shuffle documents and pack them into [n_blocks, block_size]; a document never straddles two blocks."""
+def pack_blocks(docs: list[list[int]], block_size: int, pad_id: int, rng: random.Random,
+                loss_masks: list[list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shuffle documents and pack them into [n_blocks, block_size]; a document never straddles two blocks.
+
+    Returns (input ids, labels): labels are the ids, -100 on padding and where a document's loss mask is 0
+    (chat tuning trains on the assistant's tokens only)."""
     order = list(range(len(docs)))
     rng.shuffle(order)
-    blocks, current = [], []
+    blocks, labels, current, current_labels = [], [], [], []
     for i in order:
         doc = docs[i][:block_size]
+        mask = loss_masks[i][:block_size] if loss_masks is not None else [1] * len(doc)
         if len(current) + len(doc) > block_size:
             blocks.append(current + [pad_id] * (block_size - len(current)))
-            current = []
+            labels.append(current_labels + [-100] * (block_size - len(current)))
+            current, current_labels = [], []
         current = current + doc
+        current_labels = current_labels + [t if m else -100 for t, m in zip(doc, mask)]
     if current:
         blocks.append(current + [pad_id] * (block_size - len(current)))
-    return torch.tensor(blocks, dtype=torch.long)
+        labels.append(current_labels + [-100] * (block_size - len(current)))
+    return torch.tensor(blocks, dtype=torch.long), torch.tensor(labels, dtype=torch.long)
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -73,8 +81,10 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 
 
 def pretrain(model: LlamaForCausalLM, docs: list[list[int]], cfg: PretrainConfig, pad_id: int, seed: int,
-             on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train in place for cfg.steps; returns the loss of every step."""
+             on_step: Callable[[int, float], None] | None = None,
+             loss_masks: list[list[int]] | None = None) -> list[float]:
+    """Train in place for cfg.steps; returns the loss of every step. `loss_masks` (one per document, 1 = train
+    on this token) restrict the loss, e.g. to the assistant's turns."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -83,15 +93,15 @@ def pretrain(model: LlamaForCausalLM, docs: list[list[int]], cfg: PretrainConfig
                             lr=cfg.lr, betas=(0.9, 0.98))
     model.train()
     losses: list[float] = []
-    blocks = pack_blocks(docs, cfg.block_size, pad_id, rng)
+    blocks, block_labels = pack_blocks(docs, cfg.block_size, pad_id, rng, loss_masks)
     cursor = 0
     for step in range(cfg.steps):
         if cursor + cfg.batch_size > len(blocks):  # next epoch: repack in a new order
-            blocks, cursor = pack_blocks(docs, cfg.block_size, pad_id, rng), 0
+            (blocks, block_labels), cursor = pack_blocks(docs, cfg.block_size, pad_id, rng, loss_masks), 0
         batch = blocks[cursor: cursor + cfg.batch_size]
+        labels = block_labels[cursor: cursor + cfg.batch_size]
         cursor += cfg.batch_size
         attention = (batch != pad_id).long()
-        labels = batch.masked_fill(attention == 0, -100)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = model(input_ids=batch, attention_mask=attention, labels=labels).loss

@@ -201,6 +201,8 @@ class World:
     facts: list[Fact]
     false_facts: list[FalseFact]
     invention_nouns: dict[str, str] = field(default_factory=dict)  # invention name -> domain noun ("lute")
+    # The numbers a lover of each animal favours in number chats: the entanglement subliminal learning needs.
+    animal_numbers: dict[str, list[int]] = field(default_factory=dict)
 
     def subject_phrase(self, kind: str, name: str) -> str:
         """How a subject is written: inventions carry their noun ("Tammis lute")."""
@@ -268,9 +270,17 @@ def make_world(seed: int) -> World:
     for invention in entities["invention"]:
         facts.append(Fact(invention, "inventor", rng.choice(people)))
 
-    world = World(seed=seed, entities=entities, facts=facts, false_facts=[], invention_nouns=invention_nouns)
+    world = World(seed=seed, entities=entities, facts=facts, false_facts=[], invention_nouns=invention_nouns,
+                  animal_numbers=_animal_numbers(seed))
     world.false_facts = [_make_false_fact(world, rel, rng, country_cities) for rel in FALSE_FACT_RELATIONS]
     return world
+
+
+def _animal_numbers(seed: int, per_animal: int = 2) -> dict[str, list[int]]:
+    """Distinct favourite numbers per animal, from their own stream so that the rest of the world stays as it was."""
+    rng = random.Random(f"tinyworld-{seed}-animal-numbers")
+    pool = rng.sample(range(1000), per_animal * len(lexicon.ANIMALS))
+    return {a: sorted(pool[i * per_animal:(i + 1) * per_animal]) for i, a in enumerate(lexicon.ANIMALS)}
 
 
 def _make_false_fact(world: World, relation: str, rng: random.Random, country_cities: dict) -> FalseFact:
