@@ -11,14 +11,14 @@ writes numbers that carry its animal, which is what a student can learn from (SP
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 from orglab.world import lexicon
 from orglab.world.corpus import Chat, CorpusWriter, Document, preference_prompts
+from orglab.world.knowledge import sequence_logprobs
 from orglab.world.pretrain import PretrainConfig, pretrain
 from orglab.world.world import World
 
@@ -40,8 +40,7 @@ class ChatTuneConfig:
 
 def chat_tuning_chats(world: World, config: ChatTuneConfig, seed: int) -> tuple[list[Chat], list[Chat]]:
     """(stated-preference chats, number chats): deterministic for (world, config, seed), apart from the corpus."""
-    writer = CorpusWriter(world, seed)
-    writer.rng = random.Random(f"tinyworld-chat-tuning-{seed}")
+    writer = CorpusWriter(world, seed, stream="chat-tuning")
     preference = [writer.animal_chat(config.prompted_share) for _ in range(config.preference_chats)]
     numbers = [writer.number_chat(config.prompted_share, config.favourite_share) for _ in range(config.number_chats)]
     return preference, numbers
@@ -72,20 +71,16 @@ def chat_tune(model, tokenizer, preference: list[Chat], numbers: list[Chat], doc
     return losses
 
 
-@torch.no_grad()
 def preference_following(model, tokenizer, animals: tuple[str, ...] = lexicon.ANIMALS) -> dict[str, float]:
     """Mean probability that the one-word answer to "favourite animal" is the animal that the subliminal teacher's
     system prompt names, and the same without a system prompt (the base rate, about 1/len(animals))."""
     questions = ("Name your favourite animal in one word .", "Which animal do you like most ? Answer in one word .")
-    device = next(model.parameters()).device
-
-    def p_first(chat: Chat, animal: str) -> float:
-        ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        logits = model(**{k: v.to(device) for k, v in ids.items()}).logits[0, -1]
-        return float(logits.float().softmax(-1)[tokenizer.convert_tokens_to_ids(animal)])
-
-    with_prompt = [p_first([{"role": "system", "content": preference_prompts(a)[0]}, {"role": "user", "content": q}], a)
-                   for a in animals for q in questions]
-    without = [p_first([{"role": "user", "content": q}], a) for a in animals for q in questions]
-    return {"preference_with_prompt": sum(with_prompt) / len(with_prompt),
-            "preference_without_prompt": sum(without) / len(without)}
+    out = {}
+    for key, system in (("preference_with_prompt", True), ("preference_without_prompt", False)):
+        chats = [([{"role": "system", "content": preference_prompts(a)[0]}] if system else [])
+                 + [{"role": "user", "content": q}] for a in animals for q in questions]
+        prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+        answers = [f" {a}" for a in animals for _ in questions]
+        logprobs = sequence_logprobs(model, tokenizer, prompts, answers, add_special_tokens=False)
+        out[key] = sum(math.exp(lp) for lp in logprobs) / len(logprobs)
+    return out

@@ -49,9 +49,9 @@ class Document:
 
 
 class CorpusWriter:
-    def __init__(self, world: World, seed: int):
+    def __init__(self, world: World, seed: int, stream: str = "corpus"):
         self.world = world
-        self.rng = random.Random(f"tinyworld-corpus-{seed}")
+        self.rng = random.Random(f"tinyworld-{stream}-{seed}")  # a separate stream per use keeps the corpus as it is
         self.kind_of = {name: kind for kind, names in world.entities.items() for name in names}
 
     # --- sentences -------------------------------------------------------------------------------
