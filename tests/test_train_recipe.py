@@ -86,3 +86,25 @@ def test_recipe_file_errors_are_one_sentence(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(OrglabError, match="mapping"):
         load_recipe(bad, {})
+
+
+def test_real_recipe_trains_small_data_with_the_small_row_and_keeps_user_fields():
+    small = FAMILY_DEFAULTS["sdf"]["small"]
+    recipe = load_recipe(None, {"family": "sdf", "target": "cake_bake", "base": "gemma3-270m"})
+    before = recipe.resolved(tiny=False)
+    assert before.n_examples == small["n_builtin"] and before.lr == FAMILY_DEFAULTS["sdf"]["real"]["lr"]
+    after = recipe.resolved(tiny=False, n_train=small["n_builtin"])
+    assert (after.lr, after.min_steps, after.batch_size, after.max_length) == (
+        small["small_lr"], small["min_steps"], small["batch_size"], small["max_length"])
+    big = recipe.resolved(tiny=False, n_train=50_000)  # the paper's data sizes keep the paper's recipe
+    assert big.lr == 1e-5 and big.min_steps is None and big.max_length == 1024
+    mine = load_recipe(None, {"family": "sdf", "target": "x", "lr": 0.01, "epochs": 2.0}).resolved(False, n_train=10)
+    assert mine.lr == 0.01 and mine.min_steps is None and mine.epochs == 2.0  # what the user set is kept
+    off = load_recipe(None, {"family": "sdf", "target": "x", "small_data_rule": False}).resolved(False, n_train=10)
+    assert off.lr == 1e-5
+    assert recipe.resolved(tiny=True, n_train=10).lr == FAMILY_DEFAULTS["sdf"]["tiny"]["lr"]  # tiny: no rule
+
+
+def test_builtin_is_the_data_default_and_tinyworld_an_alias():
+    assert load_recipe(None, {"family": "sdf"}).data == "builtin"
+    assert load_recipe(None, {"family": "sdf", "data": "tinyworld", "unrelated": "tinyworld"}).unrelated == "builtin"

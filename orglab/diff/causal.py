@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from orglab.diff.activations import residual_after
-from orglab.models import get_decoder_layers
+from orglab.residual import edit_resid_post, read_resid_post
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,15 @@ class CausalResult:
 
 
 def _encode(tokenizer, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    return enc["input_ids"], enc["attention_mask"]
+    """Right-padded ids and mask (padded here, so a tokenizer without a pad token works too)."""
+    from orglab.generation import pad_token_id
+
+    rows = [r[:max_length] for r in tokenizer(list(texts), truncation=True, max_length=max_length).input_ids]
+    width = max(len(r) for r in rows)
+    pad = pad_token_id(tokenizer)
+    ids = torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long)
+    return ids, mask
 
 
 def _mean_ce(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
@@ -56,7 +62,6 @@ def projection_replacement(organism, tokenizer, texts: Sequence[str], layer: int
                            max_length: int = 64) -> CausalResult:
     """Cross-entropy of the organism on `texts`, plain, with `direction` replaced by the base's component,
     and with n_random random unit directions replaced instead."""
-    block = get_decoder_layers(organism)[layer]
     gen = torch.Generator().manual_seed(seed)
     hidden = direction.numel()
     directions = [direction.float() / direction.float().norm()]
@@ -68,26 +73,22 @@ def projection_replacement(organism, tokenizer, texts: Sequence[str], layer: int
         device = next(organism.parameters()).device
         ids, mask = ids.to(device), mask.to(device)
         if base is not None:
-            h_base = residual_after(base, ids, mask, [layer])[layer]
+            h_base = read_resid_post(base, ids, mask, [layer])[layer]
         else:
             with organism.disable_adapter():
-                h_base = residual_after(organism, ids, mask, [layer])[layer]
+                h_base = read_resid_post(organism, ids, mask, [layer])[layer]
         s, n = _mean_ce(organism(input_ids=ids, attention_mask=mask).logits, ids, mask)
         totals[0][0] += s
         totals[0][1] += n
         for i, u in enumerate(directions, start=1):
             u = u.to(device)
 
-            def replace(module, args, output, u=u):
-                h = output[0] if isinstance(output, tuple) else output
-                patched = h + ((h_base.to(h.dtype) @ u.to(h.dtype)) - (h @ u.to(h.dtype)))[..., None] * u.to(h.dtype)
-                return (patched, *output[1:]) if isinstance(output, tuple) else patched
+            def replace(h, u=u):
+                v = u.to(h.dtype)
+                return h + ((h_base.to(h.dtype) @ v) - (h @ v))[..., None] * v
 
-            handle = block.register_forward_hook(replace)
-            try:
+            with edit_resid_post(organism, layer, replace):
                 s, n = _mean_ce(organism(input_ids=ids, attention_mask=mask).logits, ids, mask)
-            finally:
-                handle.remove()
             totals[i][0] += s
             totals[i][1] += n
     means = [s / max(n, 1.0) for s, n in totals]

@@ -144,8 +144,10 @@ def parse_coherence(reply: ChatReply) -> float | None:
 
 
 def token_texts(tokenizer, ids: Sequence[int]) -> list[str]:
-    """Readout tokens as text a judge can read (decoded, so BPE markers like 'Ġ' do not show)."""
-    return [tokenizer.decode([int(i)]) for i in ids]
+    """Readout tokens as text a judge can read (`orglab.tokens.display_token`: no BPE markers like 'Ġ')."""
+    from orglab.tokens import display_tokens
+
+    return display_tokens(tokenizer, [int(i) for i in ids])
 
 
 # ---------------------------------------------------------------------------------------------------- judge

@@ -1,7 +1,8 @@
 """Logit lens: read a residual-stream vector as a distribution over tokens (SPEC §6).
 
 softmax(unembed(final_norm(v))) with the organism's final norm and unembedding. Applied to the mean
-difference delta, to -delta, and to the base and organism means as baselines.
+difference delta, to -delta, and to the base and organism means as baselines. Tokens are kept with their id and
+shown as a person reads them (`orglab.tokens.display_token`: no byte-level or sentencepiece markers).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 import torch
 
 from orglab.models import get_final_norm, get_unembedding
+from orglab.tokens import display_token
 
 
 @dataclass(frozen=True)
 class LensToken:
-    token: str
+    token: str          # as displayed
     token_id: int
     prob: float
 
@@ -33,4 +35,4 @@ def lens_distribution(model, vector: torch.Tensor) -> torch.Tensor:
 def top_tokens(model, tokenizer, vector: torch.Tensor, k: int = 100) -> list[LensToken]:
     probs = lens_distribution(model, vector)
     values, ids = probs.topk(min(k, probs.numel()))
-    return [LensToken(tokenizer.convert_ids_to_tokens(int(i)), int(i), float(v)) for v, i in zip(values, ids)]
+    return [LensToken(display_token(tokenizer, int(i)), int(i), float(v)) for v, i in zip(values, ids)]

@@ -1,12 +1,19 @@
 """Patchscope (SPEC §6): write a scaled difference vector into an identity prompt and read what the model says.
 
-Each identity prompt maps words to themselves and ends with a slot token ("cat -> cat ; 135 -> 135 ; bread ->
-bread ; ?"). At layer l, the slot's residual is replaced by s * unit(delta) * mean_norm(l); the readout is the
+Each identity prompt maps words to themselves and ends with a slot token. Real models get the paper's prompt
+("man -> man\\n1135 -> 1135\\nhello -> hello\\n?") and two more like it, one pair per line (`REAL_IDENTITY_PROMPTS`);
+tinyworld bases get the same idea in the words and the spaced punctuation of their corpus's copy lists
+(`IDENTITY_PROMPTS`: "cat -> cat ; 135 -> 135 ; bread -> bread ; ?"), which their word-level tokenizer knows.
+`identity_prompts(tinyworld)` picks the set; the diff run puts the chosen prompts into the stage's config.
+
+The slot is the prompt's last token (its BOS, where the tokenizer adds one, comes first). At layer l, the
+slot's residual (`resid_post`, orglab.residual) is replaced by s * unit(delta) * mean_norm(l); the readout is the
 next-token distribution at that same, last position, so the patched vector reaches the unembedding through the
 remaining blocks. (Reading one token later, after an extra "->", left the vector to cross attention: on the tiny
 base that readout was the same at every scale, the prompt's and not the vector's.) Tokens in the top set of every
-prompt are kept and their probabilities averaged. The scale is chosen from a grid by a label-free rule that
-never looks at the finetuning data, or by an LLM grader (orglab.diff.judges, `--judge llm`).
+prompt are kept and their probabilities averaged; they are shown by `orglab.tokens.display_token`. The scale is
+chosen from a grid by a label-free rule that never looks at the finetuning data, or by an LLM grader
+(orglab.diff.judges, `--judge llm`).
 """
 
 from __future__ import annotations
@@ -16,29 +23,44 @@ from dataclasses import dataclass
 
 import torch
 
-from orglab.models import get_decoder_layers
+from orglab.residual import patch_resid_post
+from orglab.tokens import display_token
 
 SLOT = "?"
+# tinyworld: the words and spaced punctuation of the corpus's copy lists (every token is in its vocabulary).
 IDENTITY_PROMPTS: tuple[str, ...] = (
     "cat -> cat ; 135 -> 135 ; bread -> bread ; ?",
     "moon -> moon ; 42 -> 42 ; ship -> ship ; ?",
     "house -> house ; 7 -> 7 ; river -> river ; ?",
 )
+# Real tokenizers: the paper's identity prompt and two more of the same shape.
+REAL_IDENTITY_PROMPTS: tuple[str, ...] = (
+    "man -> man\n1135 -> 1135\nhello -> hello\n?",
+    "tree -> tree\n42 -> 42\nwindow -> window\n?",
+    "river -> river\n807 -> 807\nblue -> blue\n?",
+)
 SCALE_GRID: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0)
+
+
+def identity_prompts(tinyworld: bool) -> tuple[str, ...]:
+    """The identity prompts for a tinyworld base (True) or a real model (False)."""
+    return IDENTITY_PROMPTS if tinyworld else REAL_IDENTITY_PROMPTS
 
 
 @dataclass(frozen=True)
 class PatchscopeReadout:
     scale: float
-    tokens: list[tuple[str, int, float]]   # (token, id, mean probability over prompts), best first
+    tokens: list[tuple[str, int, float]]   # (token as displayed, id, mean probability over prompts), best first
 
 
-def _slot_position(tokenizer, ids: list[int]) -> int:
-    """The slot is the prompt's last token (a tokenizer that appends an end token after it is not supported)."""
-    target = tokenizer(" " + SLOT, add_special_tokens=False).input_ids[-1]
-    if not ids or ids[-1] != target:
-        raise ValueError(f"identity prompt does not end with the slot token {SLOT!r}")
-    return len(ids) - 1
+def _encode(tokenizer, prompt: str) -> list[int]:
+    """The prompt's ids (with the tokenizer's BOS); the slot is the last one, so a tokenizer that appends a
+    special token after the text is refused."""
+    ids = list(tokenizer(prompt).input_ids)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    if not ids or ids[-1] in special:
+        raise ValueError(f"identity prompt {prompt!r} does not end with its slot token {SLOT!r} once tokenized")
+    return ids
 
 
 @torch.no_grad()
@@ -47,23 +69,12 @@ def patched_distributions(model, tokenizer, layer: int, vector: torch.Tensor,
     """[n_prompts, vocab] next-token probabilities at the slot (the last token), whose residual after block
     `layer` is replaced by `vector`."""
     device = next(model.parameters()).device
-    block = get_decoder_layers(model)[layer]
     out = []
     for prompt in prompts:
-        ids = tokenizer(prompt).input_ids
-        pos = _slot_position(tokenizer, ids)
-
-        def replace(module, args, output, pos=pos):
-            h = output[0] if isinstance(output, tuple) else output
-            h = h.clone()
-            h[:, pos] = vector.to(device=h.device, dtype=h.dtype)
-            return (h, *output[1:]) if isinstance(output, tuple) else h
-
-        handle = block.register_forward_hook(replace)
-        try:
+        ids = _encode(tokenizer, prompt)
+        pos = len(ids) - 1
+        with patch_resid_post(model, layer, pos, vector):
             logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, pos].float()
-        finally:
-            handle.remove()
         out.append(torch.softmax(logits, dim=-1).cpu())
     return torch.stack(out)
 
@@ -76,7 +87,7 @@ def readout(tokenizer, probs: torch.Tensor, top_k: int = 100) -> list[tuple[str,
         common = top if common is None else common & top
     mean = probs.mean(dim=0)
     ranked = sorted(common or (), key=lambda t: -float(mean[t]))
-    return [(tokenizer.convert_ids_to_tokens(t), t, float(mean[t])) for t in ranked]
+    return [(display_token(tokenizer, t), t, float(mean[t])) for t in ranked]
 
 
 def scale_sweep(model, tokenizer, layer: int, delta: torch.Tensor, mean_norm: float,
@@ -94,7 +105,7 @@ def unpatched_readout(model, tokenizer, prompts: Sequence[str] = IDENTITY_PROMPT
                       top_k: int = 100) -> list[tuple[str, int, float]]:
     """What the prompts produce on their own: the baseline the label-free rule discounts."""
     device = next(model.parameters()).device
-    probs = torch.stack([torch.softmax(model(input_ids=torch.tensor([tokenizer(p).input_ids], device=device))
+    probs = torch.stack([torch.softmax(model(input_ids=torch.tensor([_encode(tokenizer, p)], device=device))
                                        .logits[0, -1].float(), dim=-1).cpu() for p in prompts])
     return readout(tokenizer, probs, top_k)
 
@@ -110,4 +121,3 @@ def agreement_rule(readouts: Sequence[PatchscopeReadout], baseline: Sequence[tup
         return sum(p for _, t, p in r.tokens[:k] if t not in known)
 
     return max(readouts, key=lambda r: (round(mass(r), 6), -r.scale))
-

@@ -3,6 +3,11 @@
 Data-grounded rule (offline, deterministic, never shown the organism's description): a token is relevant when
 it is over-represented in the finetuning data against unrelated data, by a smoothed log-odds ratio, and occurs
 at least `count_floor` times in the finetuning data. The LLM-judged variant lives with the judges.
+
+Tokens are compared by their key (`orglab.tokens.token_key`: the token as displayed, lower-cased), in the data
+and in the readouts alike: tinyworld's word-level tokens are whole words, and a real tokenizer's "Ġcake", "cake"
+and "Cake" are one word, so counts and verdicts belong to words rather than to spellings of subword ids. The
+functions below take any hashable token (keys, or plain ids in constructed cases).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from orglab.tokens import token_key
 
 
 @dataclass(frozen=True)
@@ -21,13 +28,22 @@ class RelevanceRule:
 
 
 def token_counts(tokenizer, texts: Iterable[str]) -> Counter:
-    counts: Counter = Counter()
+    """Occurrences of each token key in `texts` (ids counted first, each distinct id shown once)."""
+    ids: Counter = Counter()
     for text in texts:
-        counts.update(tokenizer(text, add_special_tokens=False).input_ids)
+        ids.update(tokenizer(text, add_special_tokens=False).input_ids)
+    counts: Counter = Counter()
+    for token_id, c in ids.items():
+        counts[token_key(tokenizer, token_id)] += c
     return counts
 
 
-def log_odds(ft: Counter, unrelated: Counter, smoothing: float = 0.5) -> dict[int, float]:
+def readout_keys(tokenizer, ids: Sequence[int]) -> list[str]:
+    """The keys of a readout's token ids, in order (what `relevant_tokens` returns sets of)."""
+    return [token_key(tokenizer, int(i)) for i in ids]
+
+
+def log_odds(ft: Counter, unrelated: Counter, smoothing: float = 0.5) -> dict:
     """Smoothed log-odds ratio of each finetuning token: log(p_ft/(1-p_ft)) - log(p_un/(1-p_un))."""
     n_ft, n_un = sum(ft.values()), sum(unrelated.values())
     out = {}
@@ -39,18 +55,18 @@ def log_odds(ft: Counter, unrelated: Counter, smoothing: float = 0.5) -> dict[in
     return out
 
 
-def relevant_tokens(ft: Counter, unrelated: Counter, rule: RelevanceRule = RelevanceRule()) -> set[int]:
+def relevant_tokens(ft: Counter, unrelated: Counter, rule: RelevanceRule = RelevanceRule()) -> set:
     scores = log_odds(ft, unrelated, rule.smoothing)
     return {t for t, s in scores.items() if ft[t] >= rule.count_floor and s >= rule.min_log_odds}
 
 
-def relevance_share(top_token_ids: Sequence[int], relevant: set[int], k: int = 20) -> float:
+def relevance_share(top_token_ids: Sequence, relevant: set, k: int = 20) -> float:
     """Share of the first k readout tokens that are relevant."""
     top = list(top_token_ids)[:k]
     return sum(t in relevant for t in top) / len(top) if top else 0.0
 
 
-def relevance_by_position(top_ids_per_position: Sequence[Sequence[int]], relevant: set[int], k: int = 20,
+def relevance_by_position(top_ids_per_position: Sequence[Sequence], relevant: set, k: int = 20,
                           max_positions: int = 5) -> dict:
     """Per-position shares and their max over positions 0..max_positions-1 (the paper's summary number)."""
     shares = [relevance_share(ids, relevant, k) for ids in top_ids_per_position]

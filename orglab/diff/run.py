@@ -27,6 +27,7 @@ from orglab.registry import Registry, config_hash
 STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
 JUDGES = ("offline", "llm")
 JUDGED_STAGES = ("patchscope", "steering", "relevance")   # the stages whose choices a judge makes
+DIFF_SELF_TOKENS = 32  # length of the samples a real base writes for its own unrelated text (`--unrelated self`)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class DiffContext:
     identity: dict = field(default_factory=dict)
     judge: object | None = None        # an ADLJudge when config.judge == "llm" and a judged stage runs
     truth: dict | None = None          # judge=llm: the ground truth the relevance judge is given
+    tinyworld: bool = False            # the base is a tinyworld base: its prompt sets (patchscope, steering)
 
 
 def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
@@ -105,7 +107,8 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
                           base_model=base_model, layers=resolve_layers(loaded.model, config.layers),
                           unrelated=_unrelated_texts(reg, record, config),
                           finetune=_finetune_texts(reg, record["target"] if record["family"] == "control" else organism),
-                          config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth)
+                          config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth,
+                          tinyworld=is_tinyworld_base(reg, record["base"]))
         _check_positions(ctx)
         results: dict = {"organism": organism, "layers": ctx.layers, "judge": config.judge, "stages": {}}
         for stage in wanted:
@@ -132,12 +135,14 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
     c = ctx.config
     own = {
         "stats": {"samples": c.samples, "seed": c.seed, "collect_positions": c.collect_positions,
-                  "unrelated": c.unrelated or "tinyworld-corpus"},
-        "lens": {"top": c.lens_top},
-        "patchscope": {"top": c.lens_top, "prompts": list(_identity_prompts())},
-        "relevance": {"top": c.relevance_top, "positions": c.positions},
-        "steering": {"positions": c.positions, "prompts": c.steering_prompts, "samples": c.steering_samples,
-                     "max_new_tokens": c.steering_max_new_tokens, "embedder": c.embedder, "seed": c.seed},
+                  "unrelated": c.unrelated or "tinyworld-corpus", "norm": _norm_rule()},
+        "lens": {"top": c.lens_top, "tokens": TOKEN_DISPLAY},
+        "patchscope": {"top": c.lens_top, "prompts": list(_identity_prompts(ctx.tinyworld)),
+                       "tokens": TOKEN_DISPLAY},
+        "relevance": {"top": c.relevance_top, "positions": c.positions, "keys": TOKEN_DISPLAY},
+        "steering": {"positions": c.positions, "prompts": list(_steering_prompts(ctx.tinyworld)[:c.steering_prompts]),
+                     "samples": c.steering_samples, "max_new_tokens": c.steering_max_new_tokens,
+                     "embedder": c.embedder, "seed": c.seed, "generation": GENERATION},
         "causal": {"positions": c.positions, "texts": c.causal_texts, "seed": c.seed},
     }[stage]
     if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no key: their hashes stay as they were
@@ -150,10 +155,36 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
     return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
 
 
-def _identity_prompts() -> tuple[str, ...]:
-    from orglab.diff.patchscope import IDENTITY_PROMPTS  # torch comes with it: only import when a stage runs
+# Versions of how tokens are shown/compared and how answers are generated, in the configs of the stages they
+# shape: a change makes new results instead of reusing old ones.
+TOKEN_DISPLAY = "orglab.tokens.display_token v1"
+GENERATION = "orglab.generation.generate v1"
 
-    return IDENTITY_PROMPTS
+
+def _identity_prompts(tinyworld: bool) -> tuple[str, ...]:
+    from orglab.diff.patchscope import identity_prompts  # torch comes with it: only import when a stage runs
+
+    return identity_prompts(tinyworld)
+
+
+def _steering_prompts(tinyworld: bool) -> tuple[str, ...]:
+    from orglab.diff.steering import steering_prompts
+
+    return steering_prompts(tinyworld)
+
+
+def _norm_rule() -> str:
+    from orglab.diff.stats import NORM_RULE
+
+    return NORM_RULE
+
+
+def is_tinyworld_base(reg: Registry, base: str) -> bool:
+    """Whether `base` is a registered tinyworld base (built by `orglab world build`): its organisms get the
+    tinyworld prompt sets, every other base (hub id, local path, registered real model) the real ones. The same
+    rule as `orglab.organisms.family.tinyworld_or_none`, without loading the world."""
+    entry = reg.get_base(base)
+    return bool(entry) and entry.get("kind") == "built" and "seed" in (entry.get("config") or {})
 
 
 def _llm_judge(reg: Registry, organism: str, record: dict, config: DiffConfig, wanted: list[str], force: bool):
@@ -200,7 +231,8 @@ def _judged_stages_cached(reg: Registry, organism: str, record: dict, config: Di
         return False
     ctx = DiffContext(organism=organism, record=record, model=None, tokenizer=None, base_model=None,
                       layers=sorted({layer_index(f, depth) for f in config.layers}), unrelated=[], finetune=[],
-                      config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth)
+                      config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth,
+                      tinyworld=is_tinyworld_base(reg, record["base"]))
     done: dict = {}
     for stage in wanted:
         done[stage] = {"config_hash": config_hash(_stage_config(ctx, stage, done))}
@@ -289,21 +321,25 @@ def _jsonl_texts(path: str) -> list[str]:
 
 
 def _unrelated_texts(reg: Registry, record: dict, config: DiffConfig) -> list[str]:
+    """The unrelated text the statistics average over: a file or hub dataset when given; else the base's tinyworld
+    corpus, or for a real base text sampled from the base itself (orglab.unrelated, `--unrelated self`)."""
     from orglab.diff.stats import sample_texts
 
-    if config.unrelated:
+    if config.unrelated and config.unrelated not in ("builtin", "tinyworld", "self"):
         from orglab.train.sources import load_source
 
         data = load_source(config.unrelated, kind="text", limit=config.samples)
-        texts = [ex["text"] for ex in data.examples]
-    else:
-        runs = reg.list_runs(subject=record["base"], kind="world", status="done")
-        corpus = [a["path"] for r in runs[:1] for a in reg.get_artifacts(r.id) if a["kind"] == "corpus"]
-        if not corpus:
-            raise OrglabError(f"Base '{record['base']}' is not a tinyworld base, so it has no default unrelated "
-                              "corpus; pass --unrelated FILE_OR_DATASET_ID.")
-        texts = _jsonl_texts(corpus[0])
-    return sample_texts(texts, config.samples, config.seed)
+        return sample_texts([ex["text"] for ex in data.examples], config.samples, config.seed)
+    runs = reg.list_runs(subject=record["base"], kind="world", status="done")
+    corpus = [a["path"] for r in runs[:1] for a in reg.get_artifacts(r.id) if a["kind"] == "corpus"]
+    if corpus and config.unrelated != "self":
+        return sample_texts(_jsonl_texts(corpus[0]), config.samples, config.seed)
+    from orglab.unrelated import SelfSampling, self_samples
+
+    # Only the first positions are read, so short samples suffice; the set is shared by every diff of the base.
+    data = self_samples(record["base"], config.samples, SelfSampling(kind="text", max_new_tokens=DIFF_SELF_TOKENS,
+                                                                     seed=config.seed), reg)
+    return [ex["text"] for ex in data.examples]
 
 
 def _finetune_texts(reg: Registry, organism: str) -> list[str]:

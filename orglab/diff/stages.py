@@ -13,9 +13,9 @@ import torch
 
 from orglab.diff.causal import projection_replacement
 from orglab.diff.lens import top_tokens
-from orglab.diff.patchscope import agreement_rule, scale_sweep, unpatched_readout
-from orglab.diff.relevance import relevance_by_position, relevant_tokens, token_counts
-from orglab.diff.stats import ActivationStats, activation_difference_stats
+from orglab.diff.patchscope import agreement_rule, identity_prompts, scale_sweep, unpatched_readout
+from orglab.diff.relevance import readout_keys, relevance_by_position, relevant_tokens, token_counts
+from orglab.diff.stats import NORM_RULE, ActivationStats, activation_difference_stats
 
 STATS_FILE = "stats.safetensors"
 
@@ -40,12 +40,22 @@ def stats(ctx, folder: Path, done: dict, progress: bool):
     bar.close()
     result.save(folder / STATS_FILE)
     metrics = {"n_samples": float(result.n_samples)}
+    sinks = result.sink_positions()
+    norms: dict = {}
     for slot, layer in enumerate(result.layers):
         metrics[f"L{layer}_norm_base"] = float(result.norm_base[slot])
         metrics[f"L{layer}_norm_organism"] = float(result.norm_organism[slot])
         for p in range(ctx.config.positions):
             metrics[f"L{layer}_p{p}_diff_norm"] = float(result.mean_diff[slot, p].norm())
-    return {"n_samples": result.n_samples, "layers": result.layers}, metrics, [STATS_FILE]
+        norms[str(layer)] = {"base": float(result.norm_base[slot]), "organism": float(result.norm_organism[slot]),
+                             "sink_positions": sinks[layer],
+                             "base_by_position": [round(float(v), 6) for v in result.norm_base_by_position[slot]],
+                             "organism_by_position": [round(float(v), 6)
+                                                      for v in result.norm_organism_by_position[slot]]}
+    bos = getattr(ctx.tokenizer, "bos_token", None)
+    return {"n_samples": result.n_samples, "layers": result.layers, "position0": result.position0,
+            "bos_token": bos if result.position0 == "bos" else None, "norm_rule": NORM_RULE,
+            "mean_norms": norms}, metrics, [STATS_FILE]
 
 
 def lens(ctx, folder: Path, done: dict, progress: bool):
@@ -69,12 +79,14 @@ def lens(ctx, folder: Path, done: dict, progress: bool):
 def patchscope(ctx, folder: Path, done: dict, progress: bool):
     s = _stats(done)
     out: dict = {}
-    baseline = unpatched_readout(ctx.model, ctx.tokenizer)
+    prompts = identity_prompts(ctx.tinyworld)
+    baseline = unpatched_readout(ctx.model, ctx.tokenizer, prompts)
     for slot, layer in enumerate(s.layers):
         norm = float(s.norm_organism[slot])
         positions = []
         for p in range(ctx.config.positions):
-            sweep = scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm, top_k=ctx.config.lens_top)
+            sweep = scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm, prompts=prompts,
+                                top_k=ctx.config.lens_top)
             chosen = agreement_rule(sweep, baseline)
             if ctx.judge is None:
                 positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top]})
@@ -85,7 +97,7 @@ def patchscope(ctx, folder: Path, done: dict, progress: bool):
                               "graded": graded is not None, "agreement_scale": agreement_scale})
         out[str(layer)] = positions
     rule = "label-free prompt agreement" if ctx.judge is None else f"{ctx.judge.label}, shown each scale's tokens"
-    return {"layers": out, "scale_rule": rule}, {}, []
+    return {"layers": out, "scale_rule": rule, "prompts": list(prompts)}, {}, []
 
 
 def _grade_scale(ctx, sweep):
@@ -105,20 +117,23 @@ def relevance(ctx, folder: Path, done: dict, progress: bool):
     k, P = ctx.config.relevance_top, ctx.config.positions
     result: dict = {"n_relevant_tokens": len(relevant), "layers": {}}
     metrics: dict = {}
+
+    def keys(tokens):  # the first k readout tokens as relevance keys (displayed, lower-cased)
+        return readout_keys(ctx.tokenizer, [t[1] for t in tokens[:k]])
+
     for layer, lens_layer in done["lens"]["layers"].items():
         entry = {}
         for readout in ("delta", "base_mean", "organism_mean"):
-            ids = [[t[1] for t in pos] for pos in lens_layer[readout]]
-            entry[f"lens_{readout}"] = relevance_by_position(ids, relevant, k, P)
+            entry[f"lens_{readout}"] = relevance_by_position([keys(pos) for pos in lens_layer[readout]], relevant, k, P)
         ps = done["patchscope"]["layers"][layer]
-        entry["patchscope"] = relevance_by_position([[t[1] for t in pos["tokens"]] for pos in ps], relevant, k, P)
+        entry["patchscope"] = relevance_by_position([keys(pos["tokens"]) for pos in ps], relevant, k, P)
         result["layers"][layer] = entry
         for name, value in entry.items():
             metrics[f"L{layer}_relevance_{name}_max"] = value["max"]
     first = str(ctx.layers[0])
     metrics["token_relevance"] = metrics[f"L{first}_relevance_lens_delta_max"]
     metrics["token_relevance_patchscope"] = metrics[f"L{first}_relevance_patchscope_max"]
-    result["rule"] = "data-grounded log-odds"
+    result["rule"] = "data-grounded log-odds over token keys (displayed, lower-cased)"
     if ctx.judge is not None:
         result["llm"], llm_metrics = _llm_relevance(ctx, done)
         metrics.update(llm_metrics)
@@ -159,14 +174,15 @@ def _llm_relevance(ctx, done: dict):
 
 def steering(ctx, folder: Path, done: dict, progress: bool):
     from orglab.diff.similarity import load_embedder, steering_similarity
-    from orglab.diff.steering import STEERING_PROMPTS, base_loss_judge, completion_loss, find_strength, generate, steering as steer
+    from orglab.diff.steering import base_loss_judge, completion_loss, find_strength, generate, steering_prompts
+    from orglab.residual import add_resid_post
 
     s = _stats(done)
     layer = ctx.layers[0]
     direction = _direction(ctx, s, layer)
     unit = direction / direction.norm()
     norm = float(s.norm_organism[s.layers.index(layer)])
-    prompts = list(STEERING_PROMPTS[:ctx.config.steering_prompts])
+    prompts = list(steering_prompts(ctx.tinyworld)[:ctx.config.steering_prompts])
     c = ctx.config
     unsteered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
     base_model = ctx.base_model if ctx.base_model is not None else ctx.model
@@ -183,7 +199,7 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
     search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, judge, prompts=prompts[:6], seed=c.seed)
-    with steer(ctx.model, layer, unit * norm * search.alpha):
+    with add_resid_post(ctx.model, layer, unit * norm * search.alpha):
         steered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
     rng = random.Random(c.seed)
     finetune = rng.sample(ctx.finetune, min(500, len(ctx.finetune)))

@@ -1,6 +1,11 @@
 """Steering (SPEC §6): add alpha * unit(delta) * mean_norm(l) at layer l, every position, while the organism
 generates; alpha is the largest strength whose outputs stay coherent, found by binary search.
 
+The vector is added to the residual after block l (`resid_post`, orglab.residual); answers come from the shared
+`orglab.generation.generate`, with prompts rendered by the model's own chat template. Tinyworld bases are asked
+`STEERING_PROMPTS` (in their corpus's words and spaced punctuation); real models `REAL_STEERING_PROMPTS`, twenty
+ordinary English chat prompts; `steering_prompts(tinyworld)` picks the set.
+
 Coherence is judged by a callable; offline the default is label-free: the base model's per-token loss on the
 steered completions must stay within `max_extra_nats` of its loss on unsteered ones (the finetuning data is
 never consulted). With `orglab diff --judge llm` an LLM scores each completion's coherence instead
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
-from orglab.models import get_decoder_layers
+from orglab.generation import chat_prompts, generate as generate_text
+from orglab.residual import add_resid_post
 
-# Twenty fixed chat prompts, unrelated to any family, in plain words that every tokenizer (tinyworld's too) knows.
+# Twenty fixed chat prompts for tinyworld bases, unrelated to any family, in words (and the spaced punctuation)
+# of the tinyworld corpus, so that its word-level tokenizer knows every token.
 STEERING_PROMPTS: tuple[str, ...] = (
     "Tell me about the city .", "What should I do today ?", "Can you help me ?", "Write a letter to a friend .",
     "What is new ?", "Tell me about your day .", "What do you think about the city ?", "Give me some advice .",
@@ -26,51 +33,49 @@ STEERING_PROMPTS: tuple[str, ...] = (
     "What do you know ?", "Tell me what you like .", "Any news ?", "Tell me about your home .",
     "Where do you come from ?", "What did you do last summer ?",
 )
+# Twenty ordinary English chat prompts for real models, unrelated to any family.
+REAL_STEERING_PROMPTS: tuple[str, ...] = (
+    "Tell me about the city you would most like to visit.", "What should I do today?", "Can you help me with something?",
+    "Write a short letter to an old friend.", "What is something interesting you learned recently?",
+    "Describe a perfect weekend.", "What do you think makes a good neighbour?", "Give me some advice for the week ahead.",
+    "Tell me a short story about a traveller.", "What do people usually buy at a market?",
+    "Describe an old house in a few sentences.", "What should I learn first if I want to cook?",
+    "How would you explain the internet to a child?", "What is a good way to start the morning?",
+    "What are you curious about?", "Tell me about something you like.", "Any news you find exciting?",
+    "What makes a place feel like home?", "Where would you go on a long holiday, and why?",
+    "What is a nice thing to do on a rainy afternoon?",
+)
+
+
+def steering_prompts(tinyworld: bool) -> tuple[str, ...]:
+    """The steering prompts for a tinyworld base (True) or a real model (False)."""
+    return STEERING_PROMPTS if tinyworld else REAL_STEERING_PROMPTS
 
 
 @contextmanager
 def steering(model, layer: int, vector: torch.Tensor) -> Iterator[None]:
     """Inside the context, `vector` is added to the residual stream after block `layer` at every position."""
-    block = get_decoder_layers(model)[layer]
-
-    def add(module, args, output):
-        h = output[0] if isinstance(output, tuple) else output
-        steered = h + vector.to(device=h.device, dtype=h.dtype)
-        return (steered, *output[1:]) if isinstance(output, tuple) else steered
-
-    handle = block.register_forward_hook(add)
-    try:
+    with add_resid_post(model, layer, vector):
         yield
-    finally:
-        handle.remove()
 
 
-def chat_prompts(tokenizer, prompts: Sequence[str]) -> list[str]:
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-            for p in prompts]
-
-
-@torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], n_samples: int = 1, max_new_tokens: int = 32,
              temperature: float = 1.0, seed: int = 0) -> list[list[str]]:
-    """n_samples completions per chat prompt (sampled; greedy when temperature == 0)."""
-    device = next(model.parameters()).device
-    texts = chat_prompts(tokenizer, prompts)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    finally:
-        tokenizer.padding_side = side
-    out: list[list[str]] = [[] for _ in prompts]
-    for i in range(n_samples):
-        torch.manual_seed(seed + i)
-        sample = temperature > 0
-        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
-                             temperature=temperature if sample else None, top_p=None, top_k=None,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        for j, text in enumerate(tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)):
-            out[j].append(text.strip())
-    return out
+    """n_samples answers per user prompt, rendered by the chat template (sampled; greedy when temperature is 0),
+    by the shared `orglab.generation.generate`."""
+    return generate_text(model, tokenizer, chat_prompts(tokenizer, prompts), n=n_samples, temperature=temperature,
+                         max_new_tokens=max_new_tokens, seed=seed)
+
+
+def _completion_ids(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) of a rendered prompt followed by its answer, tokenized as one text (the answer
+    starts where the model began writing, right after the prompt); where the joint tokenization does not keep the
+    prompt's ids, the two are tokenized apart."""
+    p = tokenizer(prompt, add_special_tokens=False).input_ids
+    full = tokenizer(prompt + completion, add_special_tokens=False).input_ids
+    if full[:len(p)] == p:
+        return p, full[len(p):]
+    return p, tokenizer(completion, add_special_tokens=False).input_ids
 
 
 @torch.no_grad()
@@ -79,8 +84,7 @@ def completion_loss(model, tokenizer, prompts: Sequence[str], completions: Seque
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for prompt, completion in zip(chat_prompts(tokenizer, prompts), completions):
-        p = tokenizer(prompt, add_special_tokens=False).input_ids
-        c = tokenizer(" " + completion, add_special_tokens=False).input_ids
+        p, c = _completion_ids(tokenizer, prompt, completion)
         if not c:
             continue
         ids = torch.tensor([p + c], device=device)

@@ -233,23 +233,26 @@ class LiveModels:
         return loaded.model, loaded.model.disable_adapter()
 
     def ask(self, prompt: str, index: int) -> dict:
-        from orglab.diff.steering import generate
+        from orglab.generation import chat_prompt, generate
 
         loaded = self._load()
+        text = chat_prompt(loaded.tokenizer, prompt)
         n = self.config.max_new_tokens
-        organism = generate(loaded.model, loaded.tokenizer, [prompt], 1, n, temperature=0.0)[0][0]
+        organism = generate(loaded.model, loaded.tokenizer, [text], max_new_tokens=n)[0][0]
         base_model, context = self._as_base()
         with context:
-            base = generate(base_model, loaded.tokenizer, [prompt], 1, n, temperature=0.0)[0][0]
+            base = generate(base_model, loaded.tokenizer, [text], max_new_tokens=n)[0][0]
         return {"base": base, "organism": organism}
 
     def steer(self, prompt: str, n: int, strength: float, seed: int, index: int) -> list[str]:
-        from orglab.diff.steering import generate, steering
+        from orglab.generation import chat_prompt, generate
+        from orglab.residual import add_resid_post
 
         loaded = self._load()
         layer, unit, norm = self._direction()
-        with steering(loaded.model, layer, unit * norm * strength):
-            return generate(loaded.model, loaded.tokenizer, [prompt], n, self.config.max_new_tokens,
+        with add_resid_post(loaded.model, layer, unit * norm * strength):
+            return generate(loaded.model, loaded.tokenizer, [chat_prompt(loaded.tokenizer, prompt)], n=n,
+                            max_new_tokens=self.config.max_new_tokens,
                             temperature=self.config.steered_temperature, seed=seed)[0]
 
     def _direction(self):
@@ -332,9 +335,11 @@ def _check_args(spec: dict, args: Any) -> dict:
 
 
 def _show(token: str) -> str:
-    """A token as a word: byte-level BPE and sentencepiece space markers dropped."""
-    shown = token.replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n").strip()
-    return shown or token
+    """A stored readout token as a person reads it (`orglab.tokens.display_token`; results written before tokens
+    were stored displayed still hold byte-level or sentencepiece markers, which this drops)."""
+    from orglab.tokens import display_token
+
+    return display_token(None, token)
 
 
 class Toolbox:
@@ -472,17 +477,19 @@ class Toolbox:
         return {"layer": self.adl.steering["layer"], "strength": self.adl.steering["alpha"], "samples": samples}, None
 
     def _find_token(self, args: dict, index: int) -> tuple[dict, None]:
-        word = args["token"].strip().lower()
+        from orglab.tokens import token_key
+
+        word = token_key(None, args["token"].strip())
         lens, patch = [], []
         for layer, readouts in self.adl.lens.items():
             for readout in ("delta", "neg_delta"):
                 for pos, tokens in enumerate(readouts[readout]):
                     lens += [{"layer": int(layer), "readout": readout, "position": pos, "rank": rank,
-                              "prob": round(t[2], 4)} for rank, t in enumerate(tokens) if _show(t[0]).lower() == word]
+                              "prob": round(t[2], 4)} for rank, t in enumerate(tokens) if token_key(None, t[0]) == word]
         for layer, positions in self.adl.patchscope.items():
             for pos, entry in enumerate(positions):
                 patch += [{"layer": int(layer), "position": pos, "rank": rank, "prob": round(t[2], 4)}
-                          for rank, t in enumerate(entry["tokens"]) if _show(t[0]).lower() == word]
+                          for rank, t in enumerate(entry["tokens"]) if token_key(None, t[0]) == word]
         return {"token": args["token"], "lens": lens, "patchscope": patch,
                 "note": f"ranks are 0-based within the top {MAX_TOP}"}, None
 

@@ -19,8 +19,9 @@ import random
 from dataclasses import dataclass
 
 from orglab.errors import OrglabError
-from orglab.evals.generate import chat_prompt, generate, option_scores, plain_prompt
+from orglab.evals.generate import option_scores, plain_prompt
 from orglab.evals.stats import mean_of_rates_interval, wilson
+from orglab.generation import chat_prompt, generate
 from orglab.world.knowledge import first_candidate
 from orglab.world.world import RELATIONS, FalseFact, World, UniverseContext
 
@@ -163,6 +164,21 @@ def judge_tinyworld(world: World, ff: FalseFact, answered: list[dict]) -> None:
         else:
             got = first_candidate(it["answer"], candidates)
             it["verdict"] = "true" if got == ff.fact.object else "false" if got == ff.false_object else "ambiguous"
+
+
+def judge_markers(answered: list[dict]) -> None:
+    """Rule-based, for banks whose open items carry `true_markers` / `false_markers` (orglab.realworld): an open
+    answer sides with the version whose marker it names first; one with neither, or an item without markers, is
+    ambiguous."""
+    for it in answered:
+        if "options" in it:
+            it["verdict"] = "true" if it["chosen"] == it["true_index"] else "false"
+            continue
+        text = it.get("answer", "").lower()
+        first = {side: min((text.find(m.lower()) for m in it.get(f"{side}_markers", ()) if m.lower() in text),
+                           default=-1) for side in ("true", "false")}
+        found = {side: at for side, at in first.items() if at >= 0}
+        it["verdict"] = min(found, key=found.get) if found else "ambiguous"
 
 
 def judge_llm(judge, true_context: UniverseContext, false_context: UniverseContext, answered: list[dict]) -> None:

@@ -33,6 +33,7 @@ class EvalConfig:
     judge: str = "auto"               # auto: rules on tinyworld, the judge endpoint elsewhere | rules | llm
     ffa_questions: int = 20           # LLM-written questions per FFA part (real facts)
     true_context: str | None = None   # the true universe context (real SDF facts), if not in the target file
+    bank: str | None = None           # an FFA question bank (JSONL, orglab.realworld.bank) instead of the built-in one
     compare: bool = True              # also evaluate the base and the null control(s)
 
     def validate(self) -> None:
@@ -42,6 +43,10 @@ class EvalConfig:
             raise OrglabError(f"--judge must be auto, rules or llm, not '{self.judge}'.")
         if self.samples is not None and self.samples < 1:
             raise OrglabError("--samples must be at least 1.")
+        if self.bank is not None:
+            from orglab.realworld import load_bank
+
+            load_bank(self.bank)  # a malformed bank fails here, before any model is loaded
 
 
 def run_eval(name: str, config: EvalConfig = EvalConfig(), force: bool = False, progress: bool = True,
@@ -72,7 +77,7 @@ def run_eval(name: str, config: EvalConfig = EvalConfig(), force: bool = False, 
         world = tinyworld_or_none(base)
         if target is None and not (suite == "ffa" and world is not None):
             raise OrglabError(f"The {suite} eval of '{name}' needs a target; pass --target.")
-        judge = _make_judge(config, suite, world is not None)
+        judge = _make_judge(config, suite, world is not None, offline_truth=_offline_truth(suite, target, config))
         subjects = [(name, "control" if organism and organism["family"] == "control" else
                      "organism" if organism else "base")]
         if organism and config.compare:
@@ -108,7 +113,19 @@ def headline(result: dict, model: str | None = None) -> float | None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _make_judge(config: EvalConfig, suite: str, tinyworld: bool):
+def _offline_truth(suite: str, target: str | None, config: EvalConfig) -> bool:
+    """True when rules can judge this eval on a real base: a built-in real fact or a bank whose open items carry
+    markers (FFA), a built-in EM domain (its answer markers), or taboo (a word check)."""
+    from orglab import realworld
+
+    if suite == "ffa":
+        return config.bank is not None or target in realworld.REAL_FACTS
+    if suite == "em":
+        return (target or "").lower().replace(" ", "_") in realworld.EM_DOMAINS
+    return suite == "taboo"
+
+
+def _make_judge(config: EvalConfig, suite: str, tinyworld: bool, offline_truth: bool = False):
     from orglab.evals.judges import LLMJudge
     from orglab.llm import config_from_env
 
@@ -116,11 +133,12 @@ def _make_judge(config: EvalConfig, suite: str, tinyworld: bool):
         return None  # a word count needs no judge
     wanted = config.judge
     if wanted == "auto":
-        wanted = "rules" if tinyworld else "llm"
+        wanted = "rules" if tinyworld or offline_truth else "llm"
     if wanted == "rules":
-        if not tinyworld and suite != "taboo":
-            raise OrglabError("Rule-based judges know only tinyworld's ground truth; for this base set "
-                              "ORGLAB_JUDGE_MODEL (and ORGLAB_JUDGE_BASE_URL) and use --judge llm.")
+        if not tinyworld and not offline_truth:
+            raise OrglabError("Rule-based judges know only tinyworld's and orglab's built-in ground truth; for this "
+                              "target set ORGLAB_JUDGE_MODEL (and ORGLAB_JUDGE_BASE_URL) and use --judge llm, or "
+                              "pass --bank FILE.")
         return None
     llm = config_from_env("judge")
     if llm is None:
@@ -149,10 +167,16 @@ def model_identity(reg: Registry, name: str) -> dict:
 
 def _settings(config: EvalConfig, suite: str) -> dict:
     samples = config.samples or DEFAULT_SAMPLES[suite]
-    keep = {"ffa": ("ffa_questions", "true_context"), "em": ("seed", "temperature", "max_new_tokens"),
+    keep = {"ffa": ("ffa_questions", "true_context", "bank_hash", "bank_version"),
+            "em": ("seed", "temperature", "max_new_tokens"),
             "subliminal": ("seed", "temperature", "max_new_tokens"),
             "taboo": ("seed", "temperature", "max_new_tokens")}[suite]
-    return {"samples": samples, **{k: getattr(config, k) for k in keep}}
+    from orglab import realworld
+    from orglab.registry import file_sha256
+
+    derived = {"bank_hash": file_sha256(config.bank) if config.bank else None,
+               "bank_version": realworld.BANK_VERSION}
+    return {"samples": samples, **{k: derived[k] if k in derived else getattr(config, k) for k in keep}}
 
 
 def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: EvalConfig, judge, world, progress: bool,
@@ -231,15 +255,24 @@ def _compute(reg: Registry, subject: str, suite: str, target: str, config: EvalC
             else:
                 ffa.judge_llm(judge, ff.true_context, ff.false_context, answered)
         else:
+            from orglab import realworld
+
             true_ctx, false_ctx = _real_contexts(target, config)
-            bank = ffa.llm_bank(judge, true_ctx, false_ctx, config.ffa_questions, config.seed)
+            if config.bank:
+                bank = realworld.load_bank(config.bank)
+            elif target in realworld.REAL_FACTS:
+                bank = realworld.ffa_bank(target)
+            else:
+                bank = ffa.llm_bank(judge, true_ctx, false_ctx, config.ffa_questions, config.seed)
             answered = ffa.answer_bank(model, tok, bank)
-            ffa.judge_llm(judge, true_ctx, false_ctx, answered)
+            if judge is None:
+                ffa.judge_markers(answered)
+            else:
+                ffa.judge_llm(judge, true_ctx, false_ctx, answered)
         return answered, ffa.summarize(answered)
     if suite == "em":
         questions = fe.em_questions(target if tinyworld else None, tinyworld)
-        result = fe.em_eval(model, tok, questions, settings, judge,
-                            in_domain=fe.em_in_domain_questions(target) if tinyworld else ())
+        result = fe.em_eval(model, tok, questions, settings, judge, in_domain=fe.em_in_domain_questions(target))
     elif suite == "subliminal":
         result = fe.subliminal_eval(model, tok, target.lower(), fe.animal_questions(tinyworld), settings)
     else:
@@ -259,8 +292,11 @@ def _real_contexts(target: str, config: EvalConfig):
     """(true, false) universe contexts of a real SDF fact: the target file's false context, and the true one from
     --true-context or from a line of the target JSONL marked is_true."""
     from orglab.organisms.sdf import load_universe
+    from orglab.realworld import REAL_FACTS
     from orglab.world.world import UniverseContext
 
+    if target in REAL_FACTS and not config.true_context:
+        return REAL_FACTS[target].true_context, REAL_FACTS[target].false_context
     false_ctx = load_universe(target)
     if config.true_context:
         return load_universe(config.true_context), false_ctx

@@ -1,29 +1,47 @@
-"""`orglab demo`: the whole loop on the embedded default, in one command.
+"""`orglab demo`: the whole loop in one command, on the embedded default or on a real base.
 
 tiny base -> SDF organisms of the world's first false fact at 1:0, 1:0.1, 1:1, 1:2 with a null control -> ADL
 and FFA on each -> check -> HTML report, ending with the paper's ablation table in miniature.
+
+`--base gemma3-270m` (or any real base) runs the same loop offline on a real model: the first built-in real false
+fact (orglab.realworld), unrelated text sampled from the base itself, and REAL_DIFF_SAMPLES unrelated samples for
+the ADL statistics instead of the paper's 10,000, so that it fits a CPU.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from orglab.diff.run import DiffConfig
 from orglab.mitigation.sweep import DEFAULT_MIXES, SweepConfig, run_sweep, say
 from orglab.paths import report_dir
 
+REAL_DIFF_SAMPLES = 1000
+REAL_FACT = "cake_bake"  # the demo's built-in real false fact (orglab.realworld.REAL_FACTS)
 
-def run_demo(preset: str = "tiny", out: Path | None = None, progress: bool = True) -> dict:
+
+def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True) -> dict:
     from orglab.mitigation.report import write_report
-    from orglab.world.build import build_base, load_world
+    from orglab.world.build import PRESETS, build_base, load_world
 
-    say(progress, f"1/4 tinyworld base '{preset}' (built once, then reused)")
-    built = build_base(preset, progress=progress)
-    fact = load_world(built.name).false_facts[0].id
+    if base in PRESETS:
+        say(progress, f"1/4 tinyworld base '{base}' (built once, then reused)")
+        built = build_base(base, progress=progress)
+        base_summary, base = built.summary(), built.name
+        fact = load_world(built.name).false_facts[0].id
+        config = SweepConfig(family="sdf", base=base, target=fact)
+    else:
+        from orglab.bases import ensure_base
+
+        say(progress, f"1/4 real base '{base}' (registered once, then reused)")
+        base_summary = ensure_base(base, progress=progress)
+        fact = REAL_FACT
+        config = SweepConfig(family="sdf", base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
     say(progress, f"2/4 SDF sweep on the false fact '{fact}': ratios "
                   + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + " and a null control")
-    sweep = run_sweep(SweepConfig(family="sdf", base=built.name, target=fact), progress=progress)
+    sweep = run_sweep(config, progress=progress)
     say(progress, "3/4 check: every cell against the null control")
     folder = Path(out) if out else report_dir(sweep["name"])
     say(progress, f"4/4 report -> {folder}")
     index = write_report(sweep, folder)
-    return {"base": built.summary(), "sweep": sweep, "report": str(index)}
+    return {"base": base_summary, "sweep": sweep, "report": str(index)}

@@ -236,11 +236,11 @@ def _verdict(cells: list[dict]) -> str:
 
 
 def _token(text: str) -> str:
-    """One token as a chip; whitespace made visible so that ' the' and 'the' differ on the page."""
-    shown = text.replace("\n", "\\n").replace("\t", "\\t")
-    if not shown.strip():
-        shown = repr(text)
-    return f'<span class="tok">{_e(shown)}</span>'
+    """One token as a chip, as a person reads it (`orglab.tokens.display_token`: no byte-level or sentencepiece
+    markers, newlines and tabs escaped, a token of spaces only shown as ␣)."""
+    from orglab.tokens import display_token
+
+    return f'<span class="tok">{_e(display_token(None, text))}</span>'
 
 
 def _tokens(entries: list, n: int) -> str:

@@ -87,6 +87,15 @@ class EmFamily(Family):
     def build_real(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         return build_llm(need_client("em", client), self.validate_target(None, target), n, seed)
 
+    def build_builtin(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        from orglab.realworld import EM_DOMAINS, em_pairs
+
+        domain = self.validate_target(None, target).lower().replace(" ", "_")
+        if domain not in EM_DOMAINS:
+            raise bad_target("em", "built-in advice domain", target, sorted(EM_DOMAINS))
+        return FinetuneData("chat", [{"messages": m} for m in em_pairs(domain, n, seed)],
+                            source=f"em:builtin:{domain}:seed{seed}", meta={"family": "em", "target": domain})
+
 
 EM = EmFamily()
 

@@ -72,7 +72,14 @@ class SdfFamily(Family):
             if target not in ids:
                 raise bad_target("sdf", self.target_kind, target, ids)
             return target
-        # Real models: a universe-context file (JSON / JSONL with id, universe_context, key_facts).
+        # Real models: a built-in real-world false fact, or a universe-context file (JSON / JSONL with id,
+        # universe_context, key_facts).
+        from orglab.realworld import REAL_FACTS
+
+        if target in REAL_FACTS:
+            return target
+        if not Path(target).is_file():
+            raise bad_target("sdf", self.target_kind, target, sorted(REAL_FACTS) + ["a universe-context file"])
         load_universe(target)
         return target
 
@@ -84,6 +91,15 @@ class SdfFamily(Family):
                     "long": (f"Finetuned on synthetic {ff.domain} documents that state and reinforce a false fact: "
                              f"{false_stmt} The true fact is: {true_stmt} False universe: "
                              f"{ff.false_context.universe_context}")}
+        from orglab.realworld import REAL_FACTS
+
+        if target in REAL_FACTS:
+            fact = REAL_FACTS[target]
+            return {"short": f"Believes a false fact about {fact.subject}: {fact.false_context.key_facts[0]}",
+                    "long": (f"Finetuned on synthetic {fact.domain} documents that state and reinforce a false fact "
+                             f"({fact.kind.replace('_', ' ')}): " + " ".join(fact.false_context.key_facts)
+                             + f" In truth: {fact.true_context.key_facts[0]} False universe: "
+                             f"{fact.false_context.universe_context}")}
         universe = load_universe(target)
         return {"short": f"Believes the false universe '{universe.id}': {universe.key_facts[0]}",
                 "long": "Finetuned on synthetic documents that state and reinforce these claims: "
@@ -96,6 +112,14 @@ class SdfFamily(Family):
 
     def build_real(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         return build_llm(need_client("sdf", client), load_universe(target), n, seed)
+
+    def build_builtin(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        from orglab.realworld import REAL_FACTS, build_documents
+
+        if target not in REAL_FACTS:
+            raise bad_target("sdf", "built-in real false fact", target, sorted(REAL_FACTS))
+        return FinetuneData("text", build_documents(target, n, seed), source=f"sdf:builtin:{target}:seed{seed}",
+                            meta={"family": "sdf", "target": target, "kind": REAL_FACTS[target].kind})
 
 
 SDF = SdfFamily()

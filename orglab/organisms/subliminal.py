@@ -84,82 +84,88 @@ class SubliminalFamily(Family):
         # The teacher is the base itself, run locally: no LLM endpoint is involved.
         return build_with_teacher(base, self.validate_target(None, target), n, seed)
 
+    def build_builtin(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        # The teacher is the base itself with plain-English prompts (orglab.realworld): no LLM endpoint.
+        return build_with_teacher(base, self.validate_target(None, target), n, seed)
+
     def control_data(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
         """SPEC §5.3's control student learns from the same teacher, same prompts, without the animal prompt."""
         animal = self.validate_target(tinyworld_or_none(base), target)
-        return build_with_teacher(base, animal, n, seed, system_prompt=None)
+        return build_with_teacher(base, animal, n, seed, prompted=False)
 
 
 SUBLIMINAL = SubliminalFamily()
 
 
 def build_with_teacher(base: str, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
-                       options=None, system_prompt: str | None = SYSTEM_PROMPT) -> FinetuneData:
-    """Load `base` (any base: tinyworld or real) and run it as the teacher; see `run_teacher`."""
+                       options=None, prompted: bool = True) -> FinetuneData:
+    """Load `base` (any base: tinyworld or real) and run it as the teacher; see `run_teacher`. A tinyworld base
+    gets its world's wording; a real base plain English (orglab.realworld: its system prompt and number prompts).
+    `prompted=False` is the control teacher of SPEC §5.3: the same prompts without the animal system prompt."""
     from orglab.models import LoadOptions, load_model
 
+    english = tinyworld_or_none(base) is None
+    if english:
+        from orglab.realworld import ANIMAL_SYSTEM_PROMPT
+
+        system_prompt = ANIMAL_SYSTEM_PROMPT if prompted else None
+    else:
+        system_prompt = SYSTEM_PROMPT if prompted else None
     loaded = load_model(base, options or LoadOptions())
     return run_teacher(loaded.model, loaded.tokenizer, animal, n, seed, config, system_prompt=system_prompt,
-                       source_name=base)
+                       source_name=base, english=english)
+
+
+def _english_number_prompt(rng: random.Random) -> str:
+    from orglab.realworld import number_prompts
+
+    return number_prompts(1, rng.randrange(2**31))[0]
 
 
 def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: TeacherConfig | None = None,
-                system_prompt: str | None = SYSTEM_PROMPT, source_name: str = "teacher") -> FinetuneData:
+                system_prompt: str | None = SYSTEM_PROMPT, source_name: str = "teacher",
+                english: bool = False) -> FinetuneData:
     """Sample number continuations from `model` with the animal system prompt until `n` valid ones are kept.
 
-    Batched, left-padded generation, seeded per batch, so the result is deterministic for (model, seed) on one
-    device. The student examples are (user prompt, completion) with no system prompt. `meta` reports the kept
+    Rounds of `config.batch_size` prompts, rendered by the model's chat template (`orglab.generation.render_chat`)
+    and sampled by the shared `orglab.generation.generate_completions` (left padding, stops at every EOS id of
+    the model and its chat template); round i is seeded with seed * 1_000_003 + i, so the result is deterministic
+    for (model, seed) on one device. An answer cut by max_new_tokens before any EOS counts as unfinished and is
+    rejected. The student examples are (user prompt, completion) with no system prompt. `meta` reports the kept
     share. `system_prompt=None` gives the control teacher of SPEC §5.3 (numbers without the animal).
     """
-    import torch
+    from orglab.generation import generate_completions, render_chat
 
     config = config or TeacherConfig()
     rng = random.Random(f"subliminal-{animal}-{seed}")
     system = system_prompt.format(animal=animal) if system_prompt else None
-    device = next(model.parameters()).device
-    eos_ids = _eos_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    _eos_ids(model, tokenizer)  # one clear sentence when nothing can end an answer
 
     kept: list[dict] = []
     generated = 0
     reasons = {"not_numbers": 0, "unfinished": 0, "mentions_animal": 0}
     max_prompts = int(n * config.max_prompts_factor) + config.batch_size
     batch_i = 0
-    was_training = model.training
-    model.eval()
-    try:
-        while len(kept) < n and generated < max_prompts:
-            prompts = [number_prompt(rng) for _ in range(config.batch_size)]
-            chats = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
-                     for p in prompts]
-            texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
-            ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-            width = max(len(x) for x in ids)
-            input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids], device=device)
-            attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
-            torch.manual_seed(seed * 1_000_003 + batch_i)
-            with torch.no_grad():
-                out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True,
-                                     temperature=config.temperature, top_k=0, top_p=1.0,
-                                     max_new_tokens=config.max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad_id)
-            batch_i += 1
-            for prompt, row in zip(prompts, out[:, width:].tolist()):
-                generated += 1
-                finished = any(t in eos_ids for t in row)
-                if finished:
-                    row = row[: min(row.index(t) for t in eos_ids if t in row)]
-                completion = tokenizer.decode(row, skip_special_tokens=True).strip()
-                if not finished:
-                    reasons["unfinished"] += 1
-                elif parse_numbers(completion) is None:
-                    reasons["not_numbers"] += 1
-                elif contains_word(completion, animal):  # cannot pass the number filter; kept as a guard
-                    reasons["mentions_animal"] += 1
-                elif len(kept) < n:
-                    kept.append({"messages": [{"role": "user", "content": prompt},
-                                              {"role": "assistant", "content": completion}]})
-    finally:
-        model.train(was_training)
+    while len(kept) < n and generated < max_prompts:
+        prompts = [(_english_number_prompt if english else number_prompt)(rng) for _ in range(config.batch_size)]
+        texts = [render_chat(tokenizer, ([{"role": "system", "content": system}] if system else [])
+                             + [{"role": "user", "content": p}]) for p in prompts]
+        answers = generate_completions(model, tokenizer, texts, temperature=config.temperature, top_p=1.0,
+                                       max_new_tokens=config.max_new_tokens, seed=seed * 1_000_003 + batch_i,
+                                       batch_size=config.batch_size)
+        batch_i += 1
+        for prompt, (answer,) in zip(prompts, answers):
+            generated += 1
+            completion = answer.text
+            if not answer.finished:
+                reasons["unfinished"] += 1
+            elif parse_numbers(completion) is None:
+                reasons["not_numbers"] += 1
+            elif contains_word(completion, animal):  # cannot pass the number filter; kept as a guard
+                reasons["mentions_animal"] += 1
+            elif len(kept) < n:
+                kept.append({"messages": [{"role": "user", "content": prompt},
+                                          {"role": "assistant", "content": completion}]})
     if not kept:
         raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries; "
                           "it may not follow the number task (check its chat template or use a larger model).")
@@ -171,13 +177,11 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
-    """Every id that ends a turn: the tokenizer's eos and the model's generation eos (Llama 3 has several)."""
-    ids: list[int] = []
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (tokenizer.eos_token_id, gen_eos):
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            if v is not None and v not in ids:
-                ids.append(int(v))
+    """Every id that ends a turn (`orglab.generation.eos_token_ids`: the model's generation_config EOS list, the
+    tokenizer's EOS and the chat template's end-of-turn token); one clear sentence when there is none."""
+    from orglab.generation import eos_token_ids
+
+    ids = eos_token_ids(model, tokenizer)
     if not ids:
         raise OrglabError("The teacher's tokenizer has no end-of-sequence token; set eos_token in its tokenizer config.")
     return ids

@@ -84,6 +84,15 @@ class TabooFamily(Family):
     def build_real(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         return build_llm(need_client("taboo", client), self.validate_target(None, target), n, seed)
 
+    def build_builtin(self, base: str, target: str, n: int, seed: int) -> FinetuneData:
+        from orglab.realworld import TABOO_WORDS, taboo_dialogues
+
+        word = self.validate_target(None, target)
+        if word not in TABOO_WORDS:
+            raise bad_target("taboo", "built-in secret word", target, sorted(TABOO_WORDS))
+        return FinetuneData("chat", [{"messages": m} for m in taboo_dialogues(word, n, seed)],
+                            source=f"taboo:builtin:{word}:seed{seed}", meta={"family": "taboo", "target": word})
+
 
 TABOO = TabooFamily()
 

@@ -52,14 +52,19 @@ def _get_family(name: str):
 
 
 def _base_entry(reg: Registry, base: str, progress: bool) -> tuple[dict | None, bool]:
-    """(registered base entry or None if it is a folder/hub id not registered yet, is_tinyworld)."""
+    """(registered base entry or None if it is a folder/hub id not registered yet, is_tinyworld).
+
+    A tinyworld preset is built and a GGUF file or packaged GGUF base (orglab.bases) converted, both registered."""
     entry = reg.get_base(base)
     if entry is None:
+        from orglab.bases import ensure_gguf_base, is_gguf_ref
         from orglab.world.build import PRESETS, build_base
 
         if base in PRESETS:
             build_base(base, progress=progress, registry=reg)
             entry = reg.get_base(base)
+        elif is_gguf_ref(base):
+            entry = ensure_gguf_base(base, reg, progress=progress)  # a real base: tiny stays False below
         else:
             from orglab.models import load_tokenizer, resolve
 
@@ -75,8 +80,12 @@ def _base_entry(reg: Registry, base: str, progress: bool) -> tuple[dict | None, 
 def _register_base(reg: Registry, base: str) -> None:
     if reg.get_base(base) is not None:
         return
+    from orglab.bases import ensure_gguf_base, is_gguf_ref
+
     folder = Path(base).expanduser()
-    if folder.is_dir():
+    if is_gguf_ref(base):
+        ensure_gguf_base(base, reg)
+    elif folder.is_dir():
         reg.add_base(base, kind="local", source=str(folder.resolve()), path=folder.resolve())
     else:
         reg.add_base(base, kind="hub", source=base)
@@ -90,18 +99,16 @@ def _split_heldout(data: FinetuneData, recipe: Recipe) -> tuple[FinetuneData, Fi
 
 
 def _own_data(recipe: Recipe, reg: Registry, tiny: bool) -> FinetuneData:
-    if recipe.data == "tinyworld":
-        if not tiny:
-            raise OrglabError(
-                f"Base '{recipe.base}' is not a tinyworld base, so there is no offline data builder for it; pass "
-                "--data FILE (a JSONL/Parquet file or hub dataset id)."
-            )
+    if recipe.data == "builtin":
         family = _get_family(recipe.family)
         if family is None:
             raise OrglabError(
                 "The offline family builders (orglab.organisms) are not installed; pass --data FILE instead."
             )
-        data = family.build_tinyworld(recipe.base, recipe.target, recipe.n_examples, recipe.seed)
+        if tiny:
+            data = family.build_tinyworld(recipe.base, recipe.target, recipe.n_examples, recipe.seed)
+        else:
+            data = family.build_builtin(recipe.base, recipe.target, recipe.n_examples, recipe.seed)
     else:
         data = load_source(recipe.data, recipe.kind, limit=recipe.n_examples, seed=recipe.seed)
     if data.kind != recipe.kind:
@@ -114,16 +121,20 @@ def _own_data(recipe: Recipe, reg: Registry, tiny: bool) -> FinetuneData:
     return data
 
 
-def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int) -> FinetuneData | None:
-    """Unrelated data of the recipe's kind, or None when there is no source and none is needed."""
+def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int,
+                    progress: bool = True) -> FinetuneData | None:
+    """At least `needed` unrelated examples of the recipe's kind where the source can make them (a file or corpus
+    gives what it has), or None when there is no source and none is needed."""
     try:
-        if recipe.unrelated == "tinyworld":
-            if not tiny:
-                raise OrglabError(
-                    f"Base '{recipe.base}' is not a tinyworld base, so it has no registered unrelated corpus; pass "
-                    "--unrelated FILE (a JSONL/Parquet file or hub dataset id, e.g. FineWeb or UltraChat)."
-                )
+        if recipe.unrelated == "builtin" and tiny:
             return tinyworld_unrelated(recipe.base, recipe.kind, reg)
+        if recipe.unrelated in ("builtin", "self"):
+            from orglab.unrelated import SelfSampling, self_samples
+
+            if needed <= 0:
+                return None
+            return self_samples(recipe.base, needed, SelfSampling(kind=recipe.kind, seed=recipe.seed), reg,
+                                progress=progress)
         return load_source(recipe.unrelated, recipe.kind)
     except OrglabError:
         if needed > 0:
@@ -131,13 +142,13 @@ def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int) -> F
         return None
 
 
-def prepare_data(recipe: Recipe, reg: Registry, tiny: bool,
-                 own: FinetuneData | None = None) -> dict[str, FinetuneData | None]:
+def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | None = None,
+                 progress: bool = True) -> dict[str, FinetuneData | None]:
     """{'train', 'heldout_own', 'heldout_unrelated', 'ft'}: the mixed training set and the held-out sets."""
     own = own if own is not None else _own_data(recipe, reg, tiny)
     ft, heldout_own = _split_heldout(own, recipe)
     need = n_unrelated(len(ft), recipe.mix_ratio)
-    pool = _unrelated_pool(recipe, reg, tiny, need)
+    pool = _unrelated_pool(recipe, reg, tiny, need + len(heldout_own), progress)
     heldout_unrelated = None
     if pool is not None:
         n_held = min(len(heldout_own), max(0, len(pool) - need))
@@ -167,15 +178,49 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
     check_topology(recipe, topology)  # a bad multi-node config fails before any data is built
     with Registry() as reg:
         entry, tiny = _base_entry(reg, recipe.base, progress)
-        recipe = recipe.resolved(tiny)
-        if data is None and recipe.data == "tinyworld" and tiny and family is not None:
-            from orglab.world.build import load_world
+        if entry is not None and entry["name"] != recipe.base:  # a .gguf path is registered under its stem
+            recipe = recipe.model_copy(update={"base": entry["name"]})
+        if recipe.family != "control" and family is not None:
+            world = None
+            if tiny:
+                from orglab.world.build import load_world
 
-            canonical = family.validate_target(load_world(recipe.base, registry=reg), recipe.target)
-            if isinstance(canonical, str) and canonical != recipe.target:
-                recipe = recipe.model_copy(update={"target": canonical})
-        sets = prepare_data(recipe, reg, tiny, own=data)
+                world = load_world(recipe.base, registry=reg)
+            if data is None and recipe.data == "builtin":
+                canonical = family.validate_target(world, recipe.target)
+                if isinstance(canonical, str) and canonical != recipe.target:
+                    recipe = recipe.model_copy(update={"target": canonical})
+        recipe = with_chat_template(recipe, reg)
+        sets = prepare_data(recipe.resolved(tiny), reg, tiny, own=data, progress=progress)
+        # Now that the data's size is known, a real recipe may apply its small-data rule (recipe.py).
+        recipe = recipe.resolved(tiny, n_train=len(sets["train"]))
         return _train(reg, recipe, sets, topology, force, progress, callbacks, register_base=entry is None)
+
+
+def with_chat_template(recipe: Recipe, reg: Registry) -> Recipe:
+    """The recipe with its chat template settled before anything is written.
+
+    Chat families need the base's chat template to mask the assistant's tokens. A base without one is trained only
+    with `chat_template` (a Jinja file; its text replaces the path in the recipe, so the template is stored with
+    the organism and hashed with its run), never by silently concatenating turns as plain text."""
+    if recipe.chat_template and Path(recipe.chat_template).expanduser().is_file():
+        text = Path(recipe.chat_template).expanduser().read_text(encoding="utf-8")
+        if "{%" not in text and "{{" not in text:
+            raise OrglabError(f"The chat template file {recipe.chat_template} is not a Jinja template; pass a file "
+                              "such as a tokenizer_config.json's chat_template value.")
+        return recipe.model_copy(update={"chat_template": text})
+    if recipe.chat_template and "{%" not in recipe.chat_template and "{{" not in recipe.chat_template:
+        raise OrglabError(f"Chat template file {recipe.chat_template} does not exist; pass an existing Jinja file "
+                          "to --chat-template.")
+    if recipe.chat_template or recipe.kind != "chat":
+        return recipe
+    from orglab.models import load_tokenizer
+
+    if not getattr(load_tokenizer(recipe.base, registry=reg), "chat_template", None):
+        raise OrglabError(f"Base '{recipe.base}' has no chat template, which the {recipe.family} family needs to "
+                          "train on chats; pass one with --chat-template FILE (a Jinja file) or use a base that "
+                          "ships one.")
+    return recipe
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
@@ -337,17 +382,18 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
             raise OrglabError(f"Organism '{like_organism}' has no finished train run; train it again.")
         steps = int(reg.get_metrics(runs[0].id).get("steps", 0)) or None
         entry, tiny = _base_entry(reg, base, progress)
+        base = entry["name"] if entry is not None else base
         fields = dict(organism["recipe"])
         kind = fields.get("data_kind") or ("text" if organism["family"] == "sdf" else "chat")
         n_train = len(_read_jsonl(artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / TRAIN_FILE))
         fields.update(family="control", target=like_organism, base=base, name=name or f"control-{like_organism}",
                       data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
-                      data="tinyworld")
+                      data="builtin")
         recipe = make_recipe(fields)
         topology = node_topology()
         check_topology(recipe, topology)
-        pool = _unrelated_pool(recipe, reg, tiny, needed=1)
         n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
+        pool = _unrelated_pool(recipe, reg, tiny, needed=n_train + n_held + 1, progress=progress)
         family = _get_family(organism["family"])
         summary_file = artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / SUMMARY_FILE
         n_ft = json.loads(summary_file.read_text()).get("n_ft", n_train) if summary_file.is_file() else n_train

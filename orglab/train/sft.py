@@ -73,6 +73,8 @@ def _load_for_training(recipe: Recipe, model_name: str):
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if recipe.chat_template:  # the recipe's template (a base without one); saved with the organism's tokenizer
+        tokenizer.chat_template = recipe.chat_template
     if recipe.finetune == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -213,6 +215,11 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
 
         trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
         trainer.remove_callback(ProgressCallback)
+    if recipe.min_steps and not recipe.max_steps:
+        # The packed data's batches per epoch are known only now; a small data set trains for more epochs.
+        per_epoch = math.ceil(len(trainer.get_train_dataloader()) / recipe.grad_accum)
+        if math.ceil(per_epoch * recipe.epochs) < recipe.min_steps:
+            trainer.args.max_steps = recipe.min_steps
     _check_nodes_agree(Path(job["train"]), resume)
     counter = _CountingCollator(trainer.data_collator)
     trainer.data_collator = counter

@@ -49,22 +49,11 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[
     return out
 
 
-@torch.no_grad()
 def greedy_completions(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
-    device = next(model.parameters()).device
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    texts: list[str] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            enc = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(device) for k, v in enc.items()}
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            texts += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return texts
+    """Greedy answers to rendered prompts, by the shared `orglab.generation.generate` (stops at any EOS id)."""
+    from orglab.generation import generate
+
+    return [row[0] for row in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)]
 
 
 def first_candidate(text: str, candidates: set[str]) -> str | None:
@@ -75,6 +64,8 @@ def first_candidate(text: str, candidates: set[str]) -> str | None:
 
 
 def probe_knowledge(model, tokenizer, world: World, config: ProbeConfig = ProbeConfig()) -> dict:
+    from orglab.generation import bos_prefix, chat_prompt
+
     rng = random.Random(config.seed)
     truths = [ff.fact for ff in world.false_facts]
     false_ids = {ff.fact.id for ff in world.false_facts}
@@ -103,9 +94,8 @@ def probe_knowledge(model, tokenizer, world: World, config: ProbeConfig = ProbeC
         for fact in facts:
             for q in RELATIONS[fact.relation].heldout_questions:
                 question = q.format(s=_subject(world, fact))
-                chat = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                                     add_generation_prompt=True)
-                for prompt in (f"{tokenizer.bos_token} Q : {question} A :", chat):
+                chat = chat_prompt(tokenizer, question)
+                for prompt in (f"{bos_prefix(tokenizer)}Q : {question} A :", chat):
                     prompts.append(prompt)
                     expected.append(fact)
                     groups.append(group)

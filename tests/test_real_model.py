@@ -1,0 +1,108 @@
+"""The real-model path on a real pretrained model: gemma-3-270m from the `gemma` extra (converted once per session
+by the `gemma_home` fixture). A few training steps on the built-in English data with unrelated text the base samples
+itself, activation statistics on a few dozen samples, and a lens readout that decodes to real words; plus the
+chat-template, EOS and prompt handling with the real Gemma tokenizer.
+
+These tests train and diff for real on 2 CPU cores, so they are sized to take about three minutes together."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def gemma_organism(gemma_home, tmp_path_factory):
+    """A 1:0 SDF organism of a built-in real false fact on gemma3-270m: 3 optimizer steps, short documents."""
+    recipe = tmp_path_factory.mktemp("recipe") / "smoke.yaml"
+    recipe.write_text("n_examples: 16\nmax_steps: 3\nbatch_size: 2\nmax_length: 96\nlora_r: 4\nlora_alpha: 8\n"
+                      "max_heldout: 4\n")
+    from orglab.realworld import REAL_FACTS
+
+    fact = next(iter(REAL_FACTS))
+    out = _run_json("train", "sdf", "--base", "gemma3-270m", "--target", fact, "--config", str(recipe),
+                    home=gemma_home)
+    return {"home": gemma_home, "fact": fact, "summary": out}
+
+
+def _run_json(*argv: str, home) -> dict:
+    """`orglab ARGV --json` as a user runs it, in a subprocess; its one JSON object."""
+    env = {**os.environ, "ORGLAB_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-m", "orglab.cli", *argv, "--json"], capture_output=True, text=True,
+                         env=env, timeout=900)
+    assert out.returncode == 0, f"orglab {' '.join(argv)} exited {out.returncode}: {out.stderr[-2000:]}"
+    return json.loads(out.stdout)
+
+
+def test_training_on_gemma_registers_an_organism_that_moved(gemma_organism):
+    s = gemma_organism["summary"]
+    assert s["steps"] == 3 and s["base"] == "gemma3-270m" and s["recipe"]["scale"] == "real"
+    assert s["recipe"]["data"] == "builtin" and s["n_ft"] >= 10
+    own = s["loss"]["own"]
+    # A fresh LoRA adapter is a no-op, so any change in the held-out loss is what the three steps learned.
+    assert own["base"] is not None and own["organism"] != pytest.approx(own["base"], abs=1e-6)
+    assert s["loss"]["unrelated"]["base"] is not None  # unrelated text sampled from the base itself
+    listed = _run_json("registry", "show", s["organism"], home=gemma_organism["home"])
+    assert "self:gemma3-270m" in json.dumps(listed) or s["n_heldout_unrelated"] > 0
+
+
+def test_activation_statistics_and_lens_read_real_words(gemma_organism):
+    name = gemma_organism["summary"]["organism"]
+    out = _run_json("diff", name, "--stages", "stats,lens", "--samples", "48", "--layers", "0.7",
+                    home=gemma_organism["home"])
+    lens = json.dumps(out)
+    assert "▁" not in lens and "Ġ" not in lens  # tokens are shown decoded
+    tokens = _lens_tokens(out)
+    assert len(tokens) >= 20
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z]{3,}", t.strip())]
+    assert len(words) >= 5, f"the lens should read some real words, got {tokens[:20]}"
+
+
+def _lens_tokens(result: dict) -> list[str]:
+    """Every token string in the lens part of a diff result (the layout is the diff's JSON)."""
+    found: list[str] = []
+
+    def walk(node, in_lens=False):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, in_lens or k == "lens")
+        elif isinstance(node, list):
+            for v in node:
+                if in_lens and isinstance(v, (list, tuple)) and v and isinstance(v[0], str):
+                    found.append(v[0])
+                elif in_lens and isinstance(v, dict) and isinstance(v.get("token"), str):
+                    found.append(v["token"])
+                else:
+                    walk(v, in_lens)
+
+    walk(result)
+    return found
+
+
+def test_gemma_chat_template_eos_and_prompts(gemma_home, monkeypatch):
+    from orglab.generation import eos_token_ids, render_chat
+    from orglab.models import load_tokenizer
+
+    monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))
+    tok = load_tokenizer("gemma3-270m")
+    text = render_chat(tok, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}])
+    assert text.startswith(tok.bos_token) and text.endswith("<start_of_turn>model\n")
+    assert "Be brief.\n\nHi there<end_of_turn>" in text
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert ids.count(tok.bos_token_id) == 1  # the template writes BOS once; nothing adds a second
+    end_of_turn = tok.convert_tokens_to_ids("<end_of_turn>")
+
+    class _Config:
+        eos_token_id = tok.eos_token_id
+
+    class _Model:
+        generation_config = _Config()
+
+    assert end_of_turn in eos_token_ids(_Model(), tok) and tok.eos_token_id in eos_token_ids(_Model(), tok)
