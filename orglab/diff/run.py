@@ -135,7 +135,8 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
     c = ctx.config
     own = {
         "stats": {"samples": c.samples, "seed": c.seed, "collect_positions": c.collect_positions,
-                  "unrelated": c.unrelated or "tinyworld-corpus", "norm": _norm_rule()},
+                  "unrelated": c.unrelated or ("tinyworld-corpus" if ctx.tinyworld else f"self:{DIFF_SELF_TOKENS}"),
+                  "norm": _norm_rule()},
         "lens": {"top": c.lens_top, "tokens": TOKEN_DISPLAY},
         "patchscope": {"top": c.lens_top, "prompts": list(_identity_prompts(ctx.tinyworld)),
                        "tokens": TOKEN_DISPLAY},
