@@ -317,7 +317,9 @@ def test_a_first_text_token_is_a_sink_only_when_its_norm_stands_out():
 # ------------------------------------------------------------------------------------------------ prompt sets
 
 
-def test_real_bases_get_plain_english_prompt_sets_and_tinyworld_keeps_its_own():
+def test_real_bases_get_plain_english_prompt_sets_and_tinyworld_keeps_its_own(monkeypatch):
+    import orglab.diff.patchscope as patchscope
+    import orglab.diff.steering as steering
     from orglab.diff.patchscope import IDENTITY_PROMPTS, REAL_IDENTITY_PROMPTS, identity_prompts
     from orglab.diff.run import DiffConfig, DiffContext, _stage_config
     from orglab.diff.steering import REAL_STEERING_PROMPTS, STEERING_PROMPTS, steering_prompts
@@ -340,9 +342,16 @@ def test_real_bases_get_plain_english_prompt_sets_and_tinyworld_keeps_its_own():
 
     tiny, real = configs(True), configs(False)
     assert tiny["patchscope"]["prompts"] == list(IDENTITY_PROMPTS) and real["steering"]["prompts"] == list(REAL_STEERING_PROMPTS)
-    assert tiny["stats"]["config_hash"] == real["stats"]["config_hash"] and "norm" in tiny["stats"]
+    assert "norm" in tiny["stats"]  # the mean-norm rule is part of the statistics' identity
     for stage in ("patchscope", "steering"):
         assert tiny[stage]["config_hash"] != real[stage]["config_hash"]
+    # a change of the prompts alone makes new results, not a stale reuse
+    monkeypatch.setattr(patchscope, "IDENTITY_PROMPTS", IDENTITY_PROMPTS[:2])
+    monkeypatch.setattr(steering, "STEERING_PROMPTS", STEERING_PROMPTS[::-1])
+    edited = configs(True)
+    assert edited["stats"]["config_hash"] == tiny["stats"]["config_hash"]
+    for stage in ("patchscope", "steering"):
+        assert edited[stage]["config_hash"] != tiny[stage]["config_hash"]
 
 
 def test_patchscope_runs_the_paper_prompts_on_a_byte_level_tokenizer():
