@@ -593,7 +593,17 @@ def ensure_base(name: str, progress: bool = True) -> dict:
         if spec.kind == "organism" or spec.adapter_path:
             raise OrglabError(f"'{name}' is an organism or adapter, not a base; pass the base it was trained on.")
         load_tokenizer(name, registry=reg)
-        folder = Path(name).expanduser()
-        if folder.is_dir():
-            return reg.add_base(name, kind="local", source=str(folder.resolve()), path=folder.resolve())
-        return reg.add_base(name, kind="hub", source=name)
+        return register_base(reg, name)
+
+
+def register_base(reg, name: str) -> dict:
+    """Register a base orglab did not make: a GGUF ref (converted), a local folder or a hub id, as it is."""
+    entry = reg.get_base(name)
+    if entry is not None:
+        return entry
+    if is_gguf_ref(name):
+        return ensure_gguf_base(name, reg)
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return reg.add_base(name, kind="local", source=str(folder.resolve()), path=folder.resolve())
+    return reg.add_base(name, kind="hub", source=name)

@@ -78,17 +78,9 @@ def _base_entry(reg: Registry, base: str, progress: bool) -> tuple[dict | None, 
 
 
 def _register_base(reg: Registry, base: str) -> None:
-    if reg.get_base(base) is not None:
-        return
-    from orglab.bases import ensure_gguf_base, is_gguf_ref
+    from orglab.bases import register_base
 
-    folder = Path(base).expanduser()
-    if is_gguf_ref(base):
-        ensure_gguf_base(base, reg)
-    elif folder.is_dir():
-        reg.add_base(base, kind="local", source=str(folder.resolve()), path=folder.resolve())
-    else:
-        reg.add_base(base, kind="hub", source=base)
+    register_base(reg, base)
 
 
 def _split_heldout(data: FinetuneData, recipe: Recipe) -> tuple[FinetuneData, FinetuneData]:
