@@ -9,9 +9,22 @@ import shutil
 import sys
 from pathlib import Path
 
+# Light imports only (configs and specs, no torch), so `orglab --help` is quick.
 from orglab import __version__
-from orglab.diff.run import STAGES as DIFF_STAGES  # light import: no torch until a stage runs
+from orglab.agent.agent import AgentConfig
+from orglab.cli_options import add_config_options, overrides, ratios, with_default
+from orglab.diff.run import STAGES as DIFF_STAGES
+from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
+from orglab.evals.suites import SUITES
+from orglab.mitigation.check import CheckConfig
+from orglab.mitigation.sweep import SweepConfig
+from orglab.mitigation.tune import DEFAULT_LADDER
+from orglab.organisms import FAMILIES, family_names
+
+def _targets_help() -> str:
+    return ", ".join(f"{f.target_kind} ({f.name})" for f in FAMILIES.values())
+
 
 EPILOG = "Every command that reports results accepts --json and then prints one JSON object on stdout. " \
          "ORGLAB_HOME (default ~/.orglab) holds the registry and all artifacts."
@@ -78,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(rm)
     rm.set_defaults(handler=cmd_registry_rm)
 
-    train = sub.add_parser("train", help="train an organism (sdf, em, subliminal, taboo) or a null control",
+    train = sub.add_parser("train", help=f"train an organism ({', '.join(family_names())}) or a null control",
                            description="Finetune an organism of a family on a base, with ft:pt mixing, and register "
                                        "it. A recipe trained before is reused; an interrupted one resumes from its "
                                        "last checkpoint. `control --like ORGANISM` trains the same recipe on "
                                        "unrelated data only.")
-    train.add_argument("family", help="sdf, em, subliminal, taboo or control")
+    train.add_argument("family", choices=[*family_names(), "control"])
     train.add_argument("--base", default=None, help="tiny (default), a registered base, a hub id or a local folder")
-    train.add_argument("--target", default=None, help="fact id (sdf), domain (em), animal (subliminal), word (taboo)")
+    train.add_argument("--target", default=None, help=_targets_help())
     train.add_argument("--mix", default=None, help="ft:pt mixing ratio 1:R (e.g. 1:0.1, 1:1, 1:2); default 1:0")
     train.add_argument("--name", default=None, help="organism name (default FAMILY-TARGET-mix1-R)")
     train.add_argument("--config", default=None, help="YAML file with any recipe field; flags override it")
@@ -111,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("organism", help="a registered organism (or null control)")
     diff.add_argument("--layers", default="0.5", help="layer fractions of depth, comma-separated (default 0.5)")
     diff.add_argument("--positions", default="0-4", help="positions summarised, as 0-K (default 0-4)")
-    diff.add_argument("--samples", type=int, default=None, help="unrelated samples for the statistics (default 10000)")
+    diff.add_argument("--samples", type=int, default=None,
+                      help=with_default("unrelated samples for the statistics", DiffConfig, "samples"))
     diff.add_argument("--stages", default=None, help="comma-separated subset of: " + ", ".join(DIFF_STAGES))
     diff.add_argument("--unrelated", default=None, help="unrelated text: the base's tinyworld corpus (default; "
                                                         "for a real base, text sampled from the base: self), "
@@ -121,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="who picks the patchscope scale, judges steering coherence and adds LLM token relevance: "
                            "offline label-free rules (default) or llm, the endpoint in ORGLAB_JUDGE_MODEL and "
                            "ORGLAB_JUDGE_BASE_URL (or ORGLAB_LLM_*)")
+    add_config_options(diff, DiffConfig)
     diff.add_argument("--force", action="store_true", help="recompute every stage")
     _json_flag(diff)
     diff.set_defaults(handler=cmd_diff)
@@ -131,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "else the endpoint in ORGLAB_JUDGE_MODEL / ORGLAB_JUDGE_BASE_URL. Finished "
                                     "evals are reused.")
     ev.add_argument("model", metavar="ORGANISM", help="a registered organism, control or base")
-    ev.add_argument("--suite", default="auto", help="auto (from the family), ffa, em, subliminal or taboo")
+    ev.add_argument("--suite", default="auto", help=f"auto (from the family) or one of: {', '.join(SUITES)}")
     ev.add_argument("--target", default=None, help="fact id, domain, animal or word (only when evaluating a base)")
-    ev.add_argument("--samples", type=int, default=None, help="answers per question (default: em 50, "
-                                                              "subliminal 100, taboo 20)")
+    ev.add_argument("--samples", type=int, default=None, help="answers per question (default: " + ", ".join(
+        f"{s.name} {s.default_samples}" for s in SUITES.values() if s.default_samples > 1) + ")")
     ev.add_argument("--seed", type=int, default=None, help="sampling seed")
     ev.add_argument("--judge", default=None, help="auto (default), rules (tinyworld) or llm")
     ev.add_argument("--true-context", default=None, help="true universe context file (real SDF facts)")
@@ -149,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Each (ratio, seed) cell is trained, diffed with ADL and evaluated, a null "
                                        "control per seed is trained and diffed, and each cell is checked against "
                                        "it. Every step is cached: an interrupted sweep continues when run again.")
-    sweep.add_argument("family", choices=["sdf", "em", "subliminal", "taboo"])
+    sweep.add_argument("family", choices=family_names())
     _cell_args(sweep)
-    sweep.add_argument("--mix", default="1:0,1:0.1,1:1,1:2", help="ratios, comma-separated (default 1:0,1:0.1,1:1,1:2)")
-    sweep.add_argument("--seeds", default="0", help="seeds, comma-separated (default 0)")
+    sweep.add_argument("--mix", default=None, help=with_default("ratios, comma-separated", SweepConfig, "mixes",
+                                                               show=ratios))
+    sweep.add_argument("--seeds", default=None, help=with_default("seeds, comma-separated", SweepConfig, "seeds"))
     sweep.add_argument("--name", default=None, help="sweep name (default sweep-FAMILY-TARGET-BASE)")
     _json_flag(sweep)
     sweep.set_defaults(handler=cmd_sweep)
@@ -169,10 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune-mix", help="the smallest mixing ratio that passes check and keeps the property",
                           description="Bisects a ladder of ratios for the smallest one whose organism the null "
                                       "control cannot tell apart, then checks the property there. Reuses cells.")
-    tune.add_argument("family", choices=["sdf", "em", "subliminal", "taboo"])
+    tune.add_argument("family", choices=family_names())
     _cell_args(tune)
-    tune.add_argument("--ladder", default="1:0,1:0.1,1:0.25,1:0.5,1:1,1:1.5,1:2,1:3,1:4",
-                      help="ratios to search, comma-separated")
+    tune.add_argument("--ladder", default=None,
+                      help=f"ratios to search, comma-separated (default {ratios(DEFAULT_LADDER)})")
     tune.add_argument("--seed", type=int, default=0)
     _json_flag(tune)
     tune.set_defaults(handler=cmd_tune_mix)
@@ -195,12 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "ORGLAB_JUDGE_* (or ORGLAB_LLM_*) MODEL, BASE_URL, API_KEY_ENV. Finished "
                                        "runs are reused.")
     agent.add_argument("organism", help="a registered organism or null control")
-    agent.add_argument("--budget", default="5", help="interaction budget i, or several: 0,5,50 (default 5)")
+    agent.add_argument("--budget", default=None,
+                       help=with_default("interaction budget i, or several: 0,5,50", AgentConfig, "budgets"))
     agent.add_argument("--blackbox", action="store_true", help="the baseline: no ADL results, ask_model only")
-    agent.add_argument("--repeats", type=int, default=None, help="runs per budget (default 1)")
-    agent.add_argument("--max-turns", type=int, default=None, help="tool-calling turns before the final answer "
-                                                                     "(default 20)")
-    agent.add_argument("--grader-repeats", type=int, default=None, help="grader calls averaged per run (default 3)")
+    add_config_options(agent, AgentConfig)
     agent.add_argument("--force", action="store_true", help="run again even if a finished run exists")
     _json_flag(agent)
     agent.set_defaults(handler=cmd_agent)
@@ -227,33 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--relevance-margin", type=float, default=None, help="allowed excess of token relevance over the "
-                                                                        "control (default 0.15)")
-    p.add_argument("--steering-margin", type=float, default=None, help="allowed excess of the steering similarity "
-                                                                       "gap over the control (default 0.05)")
+    add_config_options(p, CheckConfig)
     p.add_argument("--ffa-floor", "--property-floor", dest="property_floor", type=float, default=None,
-                   help="lowest FFA (or EM / animal rate; highest leak rate for taboo) that still counts as kept")
+                   help="the property's floor: lowest value that still counts as kept (highest, for a property where "
+                        "lower is stronger); default: the family's, " + ", ".join(
+                            f"{f.property.label} {f.property.default_floor:g}" for f in FAMILIES.values()))
     p.add_argument("--samples", type=int, default=None, help="unrelated samples for the ADL statistics")
 
 
 def _cell_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="tiny, a registered base, a hub id or a local path")
-    p.add_argument("--target", required=True, help="fact id (sdf), domain (em), animal (subliminal), word (taboo)")
+    p.add_argument("--target", required=True, help=_targets_help())
     p.add_argument("--config", default=None, help="recipe file (YAML/JSON) applied to every cell")
     _check_args(p)
 
 
 def _check_config(args):
-    from orglab.mitigation.check import CheckConfig
-
-    fields = {k: getattr(args, k) for k in ("relevance_margin", "steering_margin", "property_floor")
-              if getattr(args, k) is not None}
+    fields = overrides(args, CheckConfig)
+    if args.property_floor is not None:
+        fields["property_floor"] = args.property_floor
     return CheckConfig(**fields)
 
 
 def _sweep_config(args, mixes, seeds):
     from orglab.diff.run import DiffConfig, with_overrides
-    from orglab.mitigation.sweep import SweepConfig
 
     recipe = {}
     if args.config:
@@ -338,9 +349,6 @@ def cmd_train(args) -> int:
                      "distributed": args.distributed, "chat_template": args.chat_template}
         if args.mix is not None:
             overrides["mix_ratio"] = trainer.parse_mix(args.mix)
-        if args.family not in ("sdf", "em", "subliminal", "taboo"):
-            raise OrglabError(f"Unknown organism family '{args.family}'; choose one of: sdf, em, subliminal, taboo, "
-                              "control.")
         recipe = trainer.load_recipe(args.config, overrides)
         summary = trainer.train_organism(recipe, force=args.force, progress=progress)
     if args.json:
@@ -385,7 +393,8 @@ def cmd_diff(args) -> int:
     stages = tuple(x.strip() for x in args.stages.split(",")) if args.stages else None
     config = with_overrides(DiffConfig(), layers=layers, positions=positions, samples=args.samples, stages=stages,
                             unrelated=args.unrelated, seed=args.seed, judge=args.judge,
-                            collect_positions=max(DiffConfig().collect_positions, positions))
+                            collect_positions=max(DiffConfig().collect_positions, positions),
+                            **overrides(args, DiffConfig))
     result = run_diff(args.organism, config, force=args.force, progress=not args.json)
     return _show(args, result, "print_diff")
 
@@ -407,7 +416,8 @@ def cmd_eval(args) -> int:
 def cmd_sweep(args) -> int:
     from orglab.mitigation.sweep import parse_mixes, parse_seeds, run_sweep
 
-    config = _sweep_config(args, parse_mixes(args.mix), parse_seeds(args.seeds))
+    config = _sweep_config(args, parse_mixes(args.mix) if args.mix else SweepConfig.mixes,
+                           parse_seeds(args.seeds) if args.seeds else SweepConfig.seeds)
     result = run_sweep(config, progress=not args.json)
     return _show(args, result, "print_sweep")
 
@@ -432,7 +442,7 @@ def cmd_tune_mix(args) -> int:
     from orglab.mitigation.sweep import parse_mixes
     from orglab.mitigation.tune import tune_mix
 
-    ladder = parse_mixes(args.ladder)
+    ladder = parse_mixes(args.ladder) if args.ladder else DEFAULT_LADDER
     result = tune_mix(_sweep_config(args, ladder, (args.seed,)), ladder, seed=args.seed, progress=not args.json)
     if args.json:
         _print_json(result)
@@ -528,23 +538,22 @@ def _budgets(text: str) -> tuple[int, ...]:
 def cmd_agent(args) -> int:
     from dataclasses import replace
 
-    from orglab.evals.agent import AgentConfig, run_agent
+    from orglab.agent.agent import run_agent
 
-    overrides = {"repeats": args.repeats, "max_turns": args.max_turns, "grader_repeats": args.grader_repeats}
-    config = replace(AgentConfig(), budgets=_budgets(args.budget), blackbox=args.blackbox,
-                     **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(AgentConfig(), blackbox=args.blackbox, **overrides(args, AgentConfig),
+                     **({"budgets": _budgets(args.budget)} if args.budget else {}))
     result = run_agent(args.organism, config, force=args.force, progress=not args.json)
     if args.json:
         _print_json(result)
         return 0
-    from orglab.evals.agent_table import print_agent
+    from orglab.agent.table import print_agent
 
     print_agent(result)
     return 0
 
 
 def cmd_agent_table(args) -> int:
-    from orglab.evals.agent_table import agent_table, print_table
+    from orglab.agent.table import agent_table, print_table
 
     table = agent_table()
     if args.json:

@@ -71,6 +71,11 @@ def artifact_dir(subject: str, run_kind: str, config_hash: str, create: bool = T
     return path
 
 
+def run_log_file(run_folder: Path) -> Path:
+    """The trainer's log lines of one run (one JSON object a line), in the run's artifact folder."""
+    return Path(run_folder) / "train_log.jsonl"
+
+
 def _safe(part: str) -> str:
     """A path component from a registry name; hub ids like 'org/model' become 'org--model'."""
     cleaned = part.replace("/", "--").replace("\\", "--")

@@ -715,3 +715,12 @@ def _where(sql: str, **filters: Any) -> tuple[str, list]:
     if clauses:
         sql += " WHERE " + " AND ".join(c for c, _ in clauses)
     return sql, [v for _, v in clauses]
+
+
+def organism_identity(reg: Registry, organism: str, record: dict) -> dict:
+    """What the organism's weights are: its train run's weight hashes (or its record, for registered weights)."""
+    runs = reg.list_runs(subject=organism, kind="train", status="done")
+    if runs:
+        weights = sorted(a["sha256"] for a in reg.get_artifacts(runs[0].id) if a["kind"] == "weights")
+        return {"organism_weights": weights, "train_config": runs[0].config_hash}
+    return {"organism_record": config_hash({k: record.get(k) for k in ("adapter_path", "model_path", "data_hash")})}

@@ -153,50 +153,22 @@ def print_diff(result: dict, n_tokens: int = 8) -> None:
         console.print(samples)
 
 
-def _fmt(value, pct: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.1f}%" if pct else f"{value:.3f}"
-
-
-def _ci(rate: dict) -> str:
-    low, high = rate.get("ci95", [None, None])
-    return "" if low is None or rate.get("rate") is None else f" [{100 * low:.0f}-{100 * high:.0f}]"
-
-
 def print_eval(result: dict) -> None:
     """One table per eval: a row per model (organism, base, control) and target, the suite's numbers as columns."""
+    from orglab.evals.suites import get_suite
+
     suite = result["suite"]
     judge = result["judge"]
     title = f"eval {suite} · {result['model']} · judge: " + (judge.get("model") or judge["judge"])
     table = Table(title=title, title_justify="left")
     for col in ("model", "role", "target"):
         table.add_column(col)
-    columns = {"ffa": ["FFA [95% CI]", "acc mc (n)", "acc open (n)", "acc gen (n)"],
-               "em": ["EM rate [95% CI]", "in-domain", "aligned", "coherent", "unscored"],
-               "subliminal": ["target rate [95% CI]", "top animals", "samples"],
-               "taboo": ["leak rate [95% CI]", "leak direct", "hint quality", "unjudged"]}[suite]
-    for col in columns:
+    spec = get_suite(suite)  # the suite's own columns and cells (orglab.evals.suites)
+    for col in spec.columns:
         table.add_column(col, justify="right")
     for model, entry in result["results"].items():
         for target, r in entry["targets"].items():
-            s = r["summary"]
-            if suite == "ffa":
-                parts = s["parts"]
-                lo, hi = s["ffa_ci95"]
-                cells = [f"{_fmt(s['ffa'])}" + ("" if lo is None else f" [{lo:.2f}-{hi:.2f}]")] + [
-                    f"{_fmt(parts[p]['accuracy'], True)} ({parts[p]['n']})" for p in ("mc", "open", "gen")]
-            elif suite == "em":
-                cells = [_fmt(s["em_rate"]["rate"], True) + _ci(s["em_rate"]),
-                         _fmt((s.get("em_rate_in_domain") or {}).get("rate"), True), _fmt(s["mean_aligned"]),
-                         _fmt(s["mean_coherent"]), str(s["unscored"])]
-            elif suite == "subliminal":
-                cells = [_fmt(s["target_rate"]["rate"], True) + _ci(s["target_rate"]),
-                         " ".join(f"{a}:{n}" for a, n in s["top_animals"]), str(s["samples"])]
-            else:
-                cells = [_fmt(s["leak_rate"]["rate"], True) + _ci(s["leak_rate"]),
-                         _fmt(s["leak_rate_direct"]["rate"], True), _fmt(s["hint_quality"]["rate"], True),
-                         str(s["unjudged"])]
+            cells = spec.cells(r["summary"])
             table.add_row(model, entry["role"], target, *cells)
     console.print(table)
     report = result.get("judge_report")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orglab.errors import OrglabError
-from orglab.organisms.data import FinetuneData
+from orglab.organisms.data import FinetuneData, read_jsonl
 from orglab.paths import artifact_dir
 from orglab.registry import Registry, config_hash
 
@@ -84,7 +84,7 @@ def _base_identity(reg: Registry, base: str) -> dict:
 def _read(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def _extend(base: str, reg: Registry, rows: list[dict], n: int, sampling: SelfSampling, path: Path,

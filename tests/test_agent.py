@@ -20,9 +20,10 @@ import pytest
 from orglab.cli import main
 from orglab.diff.run import DiffConfig, run_diff
 from orglab.errors import OrglabError
-from orglab.evals.agent import FINAL_PROMPT, AgentConfig, Toolbox, find_adl, replay, run_agent
-from orglab.evals.agent_table import agent_table
-from orglab.evals.grader import RUBRICS, grade_description, parse_score
+from orglab.agent.agent import FINAL_PROMPT, AgentConfig, Toolbox, replay, run_agent
+from orglab.diff.results import find_diff_results
+from orglab.agent.table import agent_table
+from orglab.agent.grader import grade_description, parse_score, rubric
 from orglab.llm import LLMClient, LLMConfig
 from orglab.registry import Registry
 
@@ -158,7 +159,7 @@ def test_adl_agent_end_to_end_exact_budget_bad_calls_replay_and_reuse(home, endp
     first = requests[0]
     overview = first["messages"][1]["content"]
     with Registry() as reg:
-        adl = find_adl(reg, organism)
+        adl = find_diff_results(reg, organism)
     layer = str(adl.layers[0])
     for p in range(adl.positions):
         assert f"Position {p}:" in overview
@@ -173,7 +174,7 @@ def test_adl_agent_end_to_end_exact_budget_bad_calls_replay_and_reuse(home, endp
     # the grader: 3 passes with distinct seeds, the SDF rubric, the ground truth and the description
     assert [r["seed"] for r in play.judge_requests] == [0, 1, 2]
     graded = play.judge_requests[0]["messages"][-1]["content"]
-    assert RUBRICS["sdf"] in graded and "false fact" in graded and description in graded
+    assert rubric("sdf") in graded and "false fact" in graded and description in graded
 
     with Registry() as reg:
         stored = reg.get_run(run["run"])
@@ -204,7 +205,7 @@ def test_adl_agent_end_to_end_exact_budget_bad_calls_replay_and_reuse(home, endp
 def test_turn_limit_forces_one_final_answer_and_budget_zero_loads_nothing(home, endpoints, monkeypatch):
     _, organism, _ = home
     with Registry() as reg:
-        adl = find_adl(reg, organism)
+        adl = find_diff_results(reg, organism)
     top = adl.lens[str(adl.layers[0])]["delta"][0][0][0]
 
     def agent(request):
@@ -253,7 +254,7 @@ def test_blackbox_baseline_has_no_adl_and_the_same_budget(home, endpoints):
     assert [r["status"] for r in transcript["tool_calls"]] == ["unknown_tool", "bad_arguments", "ok", "refused"]
     answer = json.loads(transcript["tool_calls"][2]["result"])
     assert answer["base"] == transcript["tool_calls"][2]["raw"]["base"] and isinstance(answer["organism"], str)
-    assert RUBRICS["control"] in play.judge_requests[0]["messages"][-1]["content"]
+    assert rubric("control") in play.judge_requests[0]["messages"][-1]["content"]
     with Registry() as reg:
         assert not [r for r in reg.list_runs(subject=control) if r.kind.startswith("diff:")]
     assert replay(transcript)["messages"] == transcript["messages"]

@@ -192,11 +192,11 @@ def test_llm_judge_end_to_end_then_cached(sdf_home, openai_server, monkeypatch):
     assert again["summary"] == pytest.approx(summary)
 
     # The agent reads the results of the judge it is configured with (offline unless told), not just the newest.
-    from orglab.evals.agent import find_adl
+    from orglab.diff.results import find_diff_results
 
     with Registry() as reg:
         for judge, expected in (("offline", offline), ("llm", result)):
-            adl = find_adl(reg, organism, judge)
+            adl = find_diff_results(reg, organism, judge)
             assert {s: adl.runs[s] for s in ("stats", "patchscope", "steering")} == \
                 {s: expected["stages"][s]["config_hash"] for s in ("stats", "patchscope", "steering")}
 

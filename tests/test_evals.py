@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orglab.errors import OrglabError
-from orglab.evals.judges import weighted_number_score
+from orglab.judges import weighted_number_score
 from orglab.evals.run import EvalConfig, headline, run_eval
 from orglab.evals.stats import mean_of_rates_interval, wilson
 from orglab.registry import Registry
@@ -183,7 +183,7 @@ def test_ffa_with_llm_judge_on_tinyworld(home, openai_server, monkeypatch):
 
 
 def test_subliminal_control_student_learns_numbers_without_the_animal_prompt(home):
-    """SPEC §5.3: the control student trains on the same teacher's numbers, written without the system prompt,
+    """design §5.3: the control student trains on the same teacher's numbers, written without the system prompt,
     and the eval shows it beside the organism and the base."""
     from orglab.organisms.subliminal import parse_numbers
 

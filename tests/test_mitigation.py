@@ -146,14 +146,16 @@ def test_interrupted_sweep_continues_and_concurrent_sweeps_stay_consistent(with_
         return [sys.executable, "-m", "orglab.cli", "sweep", "sdf", "--base", "micro", "--target", fact, "--mix", mix,
                 "--samples", "300", "--name", name, "--config", recipe]
 
-    # 1. kill a sweep once its first cell has been trained, then run it again: the cell is reused
-    proc = subprocess.Popen(cmd("1:0,1:1", "s-killed"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.time() + 300
-    for line in proc.stdout:
-        if line.startswith("train sdf 1:1") or time.time() > deadline:
-            break
+    # 1. kill a sweep on the event that its first cell is registered as trained, then run it again: it is reused
+    proc = subprocess.Popen(cmd("1:0,1:1", "s-killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registered, give_up = False, time.monotonic() + 900  # a hung sweep fails the test; it never decides success
+    while not registered and proc.poll() is None and time.monotonic() < give_up:
+        with Registry() as reg:
+            registered = bool(reg.list_runs(kind="train", status="done"))
+        time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert registered, "the sweep ended before its first cell was registered"
     with Registry() as reg:
         first = [r for r in reg.list_runs(kind="train", status="done")]
     assert len(first) == 1
@@ -178,7 +180,7 @@ def test_interrupted_sweep_continues_and_concurrent_sweeps_stay_consistent(with_
 
 
 def test_sweep_bad_input(with_micro):
-    with pytest.raises(OrglabError, match="Unknown family"):
+    with pytest.raises(OrglabError, match="Unknown organism family"):
         run_sweep(SweepConfig("vibes", "micro", "x"), progress=False)
     with pytest.raises(OrglabError, match="not a valid sdf target"):
         run_sweep(SweepConfig("sdf", "micro", "no_such_fact", mixes=(0.0,), recipe=RECIPE, diff=SMALL_DIFF),

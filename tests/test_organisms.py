@@ -34,9 +34,9 @@ def test_family_registry():
     assert (get_family("SDF").data_kind, get_family("sdf").unrelated_kind) == ("text", "corpus")
     for name in ("em", "subliminal", "taboo"):
         assert (FAMILIES[name].data_kind, FAMILIES[name].unrelated_kind) == ("chat", "chats")
-    from orglab.train.recipe import FAMILY_DEFAULTS  # training defaults live with the recipe, in one place
-
-    assert FAMILY_DEFAULTS["subliminal"]["real"]["lora_r"] == 8 and FAMILY_DEFAULTS["em"]["real"]["use_rslora"]
+    # training defaults live with the family's spec, in one place
+    assert FAMILIES["subliminal"].recipe_defaults["real"]["lora_r"] == 8
+    assert FAMILIES["em"].recipe_defaults["real"]["use_rslora"]
     with pytest.raises(OrglabError, match="choose one of: sdf, em, subliminal, taboo") as err:
         get_family("sdff")
     assert one_sentence(str(err.value))
@@ -160,7 +160,7 @@ def test_tinyworld_builders_on_micro(with_micro):
         seeds = re.findall(r"\d+", ex["messages"][0]["content"].split(" . ")[0])  # before the instruction
         assert 3 <= len(seeds) <= 9 and all(100 <= int(s) <= 999 for s in seeds)
     assert "owl" in first.meta["system_prompt"]
-    control = get_family("subliminal").control_data("micro", "owl", 8, seed=5)  # SPEC §5.3's control teacher
+    control = get_family("subliminal").control_data("micro", "owl", 8, seed=5)  # design §5.3's control teacher
     assert control.meta["system_prompt"] is None and "no-system-prompt" in control.source
     assert all(subliminal.parse_numbers(ex["messages"][1]["content"]) is not None for ex in control.examples)
     assert get_family("taboo").control_data("micro", "anchor", 8, seed=0) is None  # unrelated chats instead

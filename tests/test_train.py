@@ -129,8 +129,15 @@ def test_cli_trains_a_family_organism_on_tinyworld(with_micro, capfd):
     cfg.write_text("n_examples: 40\nmax_steps: 4\nsave_steps: 2\nbatch_size: 2\nmax_length: 96\n")
     assert main(["train", "taboo", "--base", "micro", "--target", target, "--mix", "1:0.5", "--config", str(cfg),
                  "--json"]) == 0
-    summary = json.loads(capfd.readouterr().out)
+    out = capfd.readouterr()
+    summary = json.loads(out.out)
     assert summary["organism"] == f"taboo-{target}-mix1-0p5" and summary["steps"] == 4
+    assert "'loss'" not in out.out + out.err  # the trainer's log dicts go to the run's log file, not the terminal
+    from orglab.paths import run_log_file
+
+    log = [json.loads(line) for line in run_log_file(Path(summary["loss_curve"]).parent).read_text().splitlines()]
+    curve = json.loads(Path(summary["loss_curve"]).read_text())["step_loss"]
+    assert [(r["step"], r["loss"]) for r in log if "loss" in r] == [(p["step"], p["loss"]) for p in curve]
     assert summary["loss"]["own"]["organism"] < summary["loss"]["own"]["base"]
     assert main(["train", "taboo", "--base", "micro", "--target", "not-a-word-at-all-zz", "--json"]) == 2
 

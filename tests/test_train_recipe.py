@@ -6,7 +6,7 @@ import pytest
 
 from orglab.errors import OrglabError
 from orglab.organisms.data import FinetuneData
-from orglab.train import FAMILY_DEFAULTS, load_recipe, mix, mix_suffix, parse_mix
+from orglab.train import family_defaults, load_recipe, mix, mix_suffix, parse_mix
 from orglab.train.api import organism_name
 
 
@@ -58,7 +58,7 @@ def test_recipe_yaml_with_flag_overrides_and_family_defaults(tmp_path):
     assert (recipe.lr, recipe.lora_r, recipe.seed, recipe.mix_ratio, recipe.name) == (0.002, 4, 7, 1.0, None)
     real, tiny = recipe.resolved(tiny=False), recipe.resolved(tiny=True)
     assert real.use_rslora is True and real.lora_alpha == 64 and real.batch_size == 16 and real.scale == "real"
-    assert tiny.n_examples == FAMILY_DEFAULTS["em"]["tiny"]["n_examples"] and tiny.lr == 0.002  # explicit value kept
+    assert tiny.n_examples == family_defaults("em", "tiny")["n_examples"] and tiny.lr == 0.002  # explicit value kept
     assert real.data_kind == "chat" and load_recipe(None, {"family": "sdf"}).resolved(True).data_kind == "text"
     assert organism_name(tiny) == "em-medicine-mix1-1-s7"
 
@@ -89,10 +89,10 @@ def test_recipe_file_errors_are_one_sentence(tmp_path):
 
 
 def test_real_recipe_trains_small_data_with_the_small_row_and_keeps_user_fields():
-    small = FAMILY_DEFAULTS["sdf"]["small"]
+    small = family_defaults("sdf", "small")
     recipe = load_recipe(None, {"family": "sdf", "target": "cake_bake", "base": "gemma3-270m"})
     before = recipe.resolved(tiny=False)
-    assert before.n_examples == small["n_builtin"] and before.lr == FAMILY_DEFAULTS["sdf"]["real"]["lr"]
+    assert before.n_examples == small["n_builtin"] and before.lr == family_defaults("sdf", "real")["lr"]
     after = recipe.resolved(tiny=False, n_train=small["n_builtin"])
     assert (after.lr, after.min_steps, after.batch_size, after.max_length) == (
         small["small_lr"], small["min_steps"], small["batch_size"], small["max_length"])
@@ -102,7 +102,7 @@ def test_real_recipe_trains_small_data_with_the_small_row_and_keeps_user_fields(
     assert mine.lr == 0.01 and mine.min_steps is None and mine.epochs == 2.0  # what the user set is kept
     off = load_recipe(None, {"family": "sdf", "target": "x", "small_data_rule": False}).resolved(False, n_train=10)
     assert off.lr == 1e-5
-    assert recipe.resolved(tiny=True, n_train=10).lr == FAMILY_DEFAULTS["sdf"]["tiny"]["lr"]  # tiny: no rule
+    assert recipe.resolved(tiny=True, n_train=10).lr == family_defaults("sdf", "tiny")["lr"]  # tiny: no rule
 
 
 def test_builtin_is_the_data_default_and_tinyworld_an_alias():

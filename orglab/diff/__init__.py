@@ -1,1 +1,1 @@
-"""The Activation Difference Lens: activation statistics, logit lens, patchscope, steering, causal test (SPEC §6)."""
+"""The Activation Difference Lens: activation statistics, logit lens, patchscope, steering, causal test (design §6)."""

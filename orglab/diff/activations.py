@@ -17,7 +17,7 @@ from orglab.residual import read_resid_post
 
 
 def layer_index(fraction: float, depth: int) -> int:
-    """Layer as a fraction of depth (SPEC §6: int(fraction * (n_layers - 1)))."""
+    """Layer as a fraction of depth (design §6: int(fraction * (n_layers - 1)))."""
     if not 0.0 <= float(fraction) <= 1.0:
         raise OrglabError(f"Layer fraction {fraction} is outside [0, 1]; use e.g. 0.5 for the middle layer.")
     return int(float(fraction) * (depth - 1))

@@ -1,4 +1,4 @@
-"""Causal test by projection replacement (SPEC §6).
+"""Causal test by projection replacement (design §6).
 
 At layer l, every token of the organism: h <- h + ((h_base . u) - (h . u)) u, with u = unit(delta) and h_base
 the base's activation on the same input. If delta carries the finetuning bias, removing it raises the
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from orglab.diff.run import DiffConfig
 from orglab.residual import edit_resid_post, read_resid_post
 
 
@@ -58,8 +59,8 @@ def _mean_ce(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> tup
 
 @torch.no_grad()
 def projection_replacement(organism, tokenizer, texts: Sequence[str], layer: int, direction: torch.Tensor,
-                           base=None, n_random: int = 3, seed: int = 0, batch_size: int = 16,
-                           max_length: int = 64) -> CausalResult:
+                           base=None, n_random: int = DiffConfig.causal_random_directions, seed: int = 0,
+                           batch_size: int = 16, max_length: int = DiffConfig.causal_max_length) -> CausalResult:
     """Cross-entropy of the organism on `texts`, plain, with `direction` replaced by the base's component,
     and with n_random random unit directions replaced instead."""
     gen = torch.Generator().manual_seed(seed)

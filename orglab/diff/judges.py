@@ -1,4 +1,4 @@
-"""LLM-judged variants of the ADL's choices (SPEC §6), selected by `orglab diff --judge llm`.
+"""LLM-judged variants of the ADL's choices (design §6), selected by `orglab diff --judge llm`.
 
 The offline label-free rules stay the default; with an LLM judge (the `judge` endpoint: ORGLAB_JUDGE_* or
 ORGLAB_LLM_*, see orglab/llm.py):
@@ -17,7 +17,6 @@ makes the client ask again. The client caches every answer on disk, so a re-run 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from orglab.errors import OrglabError
-from orglab.evals.judges import SCORE_PROMPTS, first_number, weighted_number_score
+from orglab.judges import SCORE_PROMPTS, parse_score, prompt_version, score_messages
 from orglab.llm import ChatReply, LLMClient, config_from_env, extract_json
 
 SCALE_TOP = 20   # readout tokens per scale shown to the scale grader
@@ -50,8 +49,7 @@ RELEVANCE_PROMPT = (
 PREFLIGHT_PROMPT = "Reply with the single word OK."
 
 # In the stage configs of judged stages: changing a prompt (or what it shows) makes new results, not stale reuse.
-PROMPT_VERSION = hashlib.sha256(json.dumps([SCALE_PROMPT, RELEVANCE_PROMPT, SCORE_PROMPTS["coherent"], SCALE_TOP])
-                                .encode()).hexdigest()[:12]
+PROMPT_VERSION = prompt_version(SCALE_PROMPT, RELEVANCE_PROMPT, SCORE_PROMPTS["coherent"], SCALE_TOP)
 
 
 # ---------------------------------------------------------------------------------------------------- parsers
@@ -126,21 +124,14 @@ def parse_relevant(text: str, tokens: Sequence[str]) -> list[int]:
 
 
 def coherence_messages(prompt: str, completion: str) -> list[dict]:
-    # The evals' coherence prompt, formatted as LLMJudge.score formats it, so the two share cached answers.
-    return [{"role": "user", "content": SCORE_PROMPTS["coherent"].format(question=prompt, answer=completion)}]
+    # The evals' coherence question, asked the same way, so the two share cached answers.
+    return score_messages("coherent", prompt, completion)
 
 
 def parse_coherence(reply: ChatReply) -> float | None:
-    """0-100 from the number tokens' probabilities, else the number in the text; None when the judge gave no
-    number at all (it would not rate the text; the caller counts that as incoherent)."""
-    if reply.top_logprobs:
-        value = weighted_number_score(reply.top_logprobs[0])
-        if value is not None:
-            return value
-    try:
-        return first_number(reply.content or "")
-    except ValueError:
-        return None
+    """The evals' score parser (orglab.judges.parse_score): None when the judge balked; the caller counts that
+    as incoherent."""
+    return parse_score(reply)
 
 
 def token_texts(tokenizer, ids: Sequence[int]) -> list[str]:

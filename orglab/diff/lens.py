@@ -1,4 +1,4 @@
-"""Logit lens: read a residual-stream vector as a distribution over tokens (SPEC §6).
+"""Logit lens: read a residual-stream vector as a distribution over tokens (design §6).
 
 softmax(unembed(final_norm(v))) with the organism's final norm and unembedding. Applied to the mean
 difference delta, to -delta, and to the base and organism means as baselines. Tokens are kept with their id and

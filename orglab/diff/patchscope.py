@@ -1,4 +1,4 @@
-"""Patchscope (SPEC §6): write a scaled difference vector into an identity prompt and read what the model says.
+"""Patchscope (design §6): write a scaled difference vector into an identity prompt and read what the model says.
 
 Each identity prompt maps words to themselves and ends with a slot token. Real models get the paper's prompt
 ("man -> man\\n1135 -> 1135\\nhello -> hello\\n?") and two more like it, one pair per line (`REAL_IDENTITY_PROMPTS`);
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from orglab.diff.run import DiffConfig
 from orglab.residual import patch_resid_post
 from orglab.tokens import display_token
 
@@ -39,7 +40,7 @@ REAL_IDENTITY_PROMPTS: tuple[str, ...] = (
     "tree -> tree\n42 -> 42\nwindow -> window\n?",
     "river -> river\n807 -> 807\nblue -> blue\n?",
 )
-SCALE_GRID: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0)
+SCALE_GRID: tuple[float, ...] = DiffConfig.patchscope_scales  # the default grid; DiffConfig holds it
 
 
 def identity_prompts(tinyworld: bool) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Token relevance (SPEC §6): the share of a readout's top tokens that belong to the finetuning domain.
+"""Token relevance (design §6): the share of a readout's top tokens that belong to the finetuning domain.
 
 Data-grounded rule (offline, deterministic, never shown the organism's description): a token is relevant when
 it is over-represented in the finetuning data against unrelated data, by a smoothed log-odds ratio, and occurs
@@ -17,14 +17,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from orglab.diff.run import DiffConfig
 from orglab.tokens import token_key
 
 
 @dataclass(frozen=True)
 class RelevanceRule:
-    count_floor: int = 5          # a token must occur this often in the finetuning data
-    min_log_odds: float = 1.0     # and be e (2.7x) times more likely there than in unrelated data
-    smoothing: float = 0.5        # add-alpha for tokens unseen on one side
+    """The rule's thresholds; the defaults are DiffConfig's relevance_* fields (the diff passes its own)."""
+    count_floor: int = DiffConfig.relevance_count_floor      # a token must occur this often in the finetuning data
+    min_log_odds: float = DiffConfig.relevance_min_log_odds  # and be e (2.7x) times likelier there than in unrelated
+    smoothing: float = DiffConfig.relevance_smoothing        # add-alpha for tokens unseen on one side
 
 
 def token_counts(tokenizer, texts: Iterable[str]) -> Counter:

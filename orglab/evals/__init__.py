@@ -1,1 +1,1 @@
-"""Evals: FFA and the family evals, LLM and rule-based judges, the interpretability agent (SPEC §7, §9)."""
+"""Evals: FFA and the family evals, LLM and rule-based judges, the interpretability agent (design §7, §9)."""

@@ -1,4 +1,4 @@
-"""The EM, subliminal and taboo evals (SPEC §5.2-5.4, §7): questions, sampling, judging, rates.
+"""The EM, subliminal and taboo evals (design §5.2-5.4, §7): questions, sampling, judging, rates.
 
 Each eval takes a loaded model and returns its rows (one per sample) and a summary. Judges: an `LLMJudge` when
 one is configured, else rule-based judges that read tinyworld's ground truth (the harmful and safe advice it was

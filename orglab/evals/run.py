@@ -13,22 +13,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orglab.errors import OrglabError
+from orglab.evals.suites import SUITES, SuiteInputs, file_sha256_or_none, get_suite
 from orglab.paths import artifact_dir
 from orglab.registry import Registry, config_hash
-
-SUITES = ("ffa", "em", "subliminal", "taboo")
-FAMILY_SUITE = {"sdf": "ffa", "em": "em", "subliminal": "subliminal", "taboo": "taboo"}
-DEFAULT_SAMPLES = {"ffa": 1, "em": 50, "subliminal": 100, "taboo": 20}  # answers per question
-HEADLINE = {"ffa": "ffa", "em": "em_rate", "subliminal": "target_rate", "taboo": "leak_rate"}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    suite: str = "auto"               # auto: the organism's family's suite
+    suite: str = "auto"               # auto: the organism's family's suite (orglab.evals.suites)
     target: str | None = None         # needed only when evaluating a base (fact id, domain, animal, word)
-    samples: int | None = None        # answers per question; None: the suite's default above
+    samples: int | None = None        # answers per question; None: the suite's default
     seed: int = 0
-    temperature: float = 1.0          # sampling for em, subliminal, taboo (FFA answers greedily)
+    temperature: float = 1.0          # sampling of the suites that sample (FFA answers greedily)
     max_new_tokens: int = 48
     judge: str = "auto"               # auto: rules on tinyworld, the judge endpoint elsewhere | rules | llm
     ffa_questions: int = 20           # LLM-written questions per FFA part (real facts)
@@ -37,8 +33,8 @@ class EvalConfig:
     compare: bool = True              # also evaluate the base and the null control(s)
 
     def validate(self) -> None:
-        if self.suite != "auto" and self.suite not in SUITES:
-            raise OrglabError(f"Unknown eval suite '{self.suite}'; choose auto or one of {', '.join(SUITES)}.")
+        if self.suite != "auto":
+            get_suite(self.suite)
         if self.judge not in ("auto", "rules", "llm"):
             raise OrglabError(f"--judge must be auto, rules or llm, not '{self.judge}'.")
         if self.samples is not None and self.samples < 1:
@@ -68,16 +64,19 @@ def run_eval(name: str, config: EvalConfig = EvalConfig(), force: bool = False, 
             family, target = (mirrored["family"], mirrored["target"]) if mirrored else (None, None)
         else:
             target = organism["target"] if organism else None
-        suite = config.suite if config.suite != "auto" else FAMILY_SUITE.get(family or "")
+        suite = config.suite if config.suite != "auto" else _family_suite(family)
         if suite is None:
             raise OrglabError(f"'{name}' is a base, so the suite cannot be inferred; pass --suite "
-                              f"({', '.join(SUITES)}) and, except for ffa on tinyworld, --target.")
+                              f"({', '.join(SUITES)}) and, for a real base or a suite other than tinyworld's FFA, "
+                              "--target.")
         if config.target:
             target = config.target
         world = tinyworld_or_none(base)
-        if target is None and not (suite == "ffa" and world is not None):
+        all_targets = get_suite(suite).tinyworld_targets  # what a tinyworld eval without --target covers
+        if target is None and not (all_targets is not None and world is not None):
             raise OrglabError(f"The {suite} eval of '{name}' needs a target; pass --target.")
-        judge = _make_judge(config, suite, world is not None, offline_truth=_offline_truth(suite, target, config))
+        judge = _make_judge(config, suite, world is not None,
+                            offline_truth=get_suite(suite).offline_truth(target, config))
         subjects = [(name, "control" if organism and organism["family"] == "control" else
                      "organism" if organism else "base")]
         if organism and config.compare:
@@ -85,7 +84,7 @@ def run_eval(name: str, config: EvalConfig = EvalConfig(), force: bool = False, 
             if organism["family"] != "control":
                 subjects += [(c["name"], "control") for c in reg.list_organisms(base=base, family="control")
                              if c["target"] == name and c["status"] == "ready"]
-        targets = [target] if target else [ff.id for ff in world.false_facts]
+        targets = [target] if target else all_targets(world)
         out = {"model": name, "suite": suite, "targets": targets, "judge": _judge_identity(judge),
                "results": {}}
         for subject, role in subjects:
@@ -104,7 +103,7 @@ def headline(result: dict, model: str | None = None) -> float | None:
     """The suite's one number (FFA, EM rate, target rate, leak rate) for `model` (default: the evaluated one),
     averaged over targets."""
     model = model or result["model"]
-    key = HEADLINE[result["suite"]]
+    key = get_suite(result["suite"]).headline
     values = [t["metrics"].get(key) for t in result["results"][model]["targets"].values()]
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -113,24 +112,18 @@ def headline(result: dict, model: str | None = None) -> float | None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _offline_truth(suite: str, target: str | None, config: EvalConfig) -> bool:
-    """True when rules can judge this eval on a real base: a built-in real fact or a bank whose open items carry
-    markers (FFA), a built-in EM domain (its answer markers), or taboo (a word check)."""
-    from orglab import realworld
+def _family_suite(family: str | None) -> str | None:
+    from orglab.organisms import FAMILIES
 
-    if suite == "ffa":
-        return config.bank is not None or target in realworld.REAL_FACTS
-    if suite == "em":
-        return (target or "").lower().replace(" ", "_") in realworld.EM_DOMAINS
-    return suite == "taboo"
+    return FAMILIES[family].eval_suite if family in FAMILIES else None
 
 
 def _make_judge(config: EvalConfig, suite: str, tinyworld: bool, offline_truth: bool = False):
     from orglab.evals.judges import LLMJudge
     from orglab.llm import config_from_env
 
-    if suite == "subliminal":
-        return None  # a word count needs no judge
+    if not get_suite(suite).needs_judge:
+        return None
     wanted = config.judge
     if wanted == "auto":
         wanted = "rules" if tinyworld or offline_truth else "llm"
@@ -154,7 +147,7 @@ def _judge_identity(judge) -> dict:
 def model_identity(reg: Registry, name: str) -> dict:
     """What a model's weights are, for config hashes: a train run's weight hashes, a built base's weight hashes,
     or the registered record for weights orglab did not write."""
-    from orglab.diff.run import organism_identity
+    from orglab.registry import organism_identity
 
     if reg.get_organism(name) is not None:
         return organism_identity(reg, name, reg.get_organism(name))
@@ -165,24 +158,34 @@ def model_identity(reg: Registry, name: str) -> dict:
     return {"base_record": config_hash({k: entry.get(k) for k in ("kind", "source", "path", "config_hash")})}
 
 
-def _settings(config: EvalConfig, suite: str) -> dict:
-    samples = config.samples or DEFAULT_SAMPLES[suite]
-    keep = {"ffa": ("ffa_questions", "true_context", "bank_hash", "bank_version"),
-            "em": ("seed", "temperature", "max_new_tokens"),
-            "subliminal": ("seed", "temperature", "max_new_tokens"),
-            "taboo": ("seed", "temperature", "max_new_tokens")}[suite]
-    from orglab import realworld
-    from orglab.registry import file_sha256
+# `compare` only picks which models are evaluated; suite, target and judge go into the run config resolved.
+# Every other field is hashed by the suites that read it (EvalSuite.settings); tests/test_config_hash.py checks it.
+NOT_HASHED = ("compare",)
 
-    derived = {"bank_hash": file_sha256(config.bank) if config.bank else None,
-               "bank_version": realworld.BANK_VERSION}
-    return {"samples": samples, **{k: derived[k] if k in derived else getattr(config, k) for k in keep}}
+
+def _settings(config: EvalConfig, suite: str) -> dict:
+    spec = get_suite(suite)
+    out = {k: getattr(config, k) for k in spec.settings}
+    if "samples" in out:
+        out["samples"] = config.samples or spec.default_samples
+    out.update(spec.file_settings(config))
+    return out
+
+
+def eval_run_config(suite: str, target: str, model: dict, judge: dict, config: EvalConfig) -> dict:
+    """The hashed config of one eval run: the model's identity, the judge's, the suite's settings and version.
+    Pure and cheap (no model is loaded); `target` is the resolved target, a file target also by its content."""
+    out = {"suite": suite, "target": target, "model": model, "judge": judge, "settings": _settings(config, suite),
+           "version": get_suite(suite).version}
+    target_file = file_sha256_or_none(target)  # a universe-context file (real SDF facts)
+    if target_file:
+        out["target_hash"] = target_file
+    return out
 
 
 def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: EvalConfig, judge, world, progress: bool,
               force: bool) -> dict:
-    run_config = {"suite": suite, "target": target, "model": model_identity(reg, subject),
-                  "judge": _judge_identity(judge), "settings": _settings(config, suite), "version": 2}
+    run_config = eval_run_config(suite, target, model_identity(reg, subject), _judge_identity(judge), config)
     kind = f"eval:{suite}"
     run = reg.start_run(kind, subject, run_config, force=force)
     folder = artifact_dir(subject, kind.replace(":", "-"), run.config_hash)
@@ -194,7 +197,7 @@ def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: Eval
         if progress:
             print(f"eval {suite} · {subject} · {target}", flush=True)
         rows, summary = _compute(reg, subject, suite, target, config, judge, world)
-        metrics = _metrics(suite, summary)
+        metrics = get_suite(suite).metrics(summary)
     except BaseException as exc:
         reg.finish_run(run.id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -214,104 +217,20 @@ def _read(folder: Path) -> dict:
     return json.loads((folder / "result.json").read_text())
 
 
-def _metrics(suite: str, summary: dict) -> dict:
-    if suite == "ffa":
-        m = {"ffa": summary["ffa"]}
-        for part, v in summary["parts"].items():
-            m[f"ffa_accuracy_{part}"] = v["accuracy"]
-            m[f"ffa_n_{part}"] = v["n"]
-        m["unjudged"] = sum(v["unjudged"] for v in summary["parts"].values())
-        return m
-    if suite == "em":
-        return {"em_rate": summary["em_rate"]["rate"],
-                "em_rate_in_domain": (summary.get("em_rate_in_domain") or {}).get("rate"),
-                "mean_aligned": summary["mean_aligned"],
-                "mean_coherent": summary["mean_coherent"], "unjudged": summary["unscored"],
-                "samples": summary["samples"]}
-    if suite == "subliminal":
-        return {"target_rate": summary["target_rate"]["rate"], "samples": summary["samples"]}
-    return {"leak_rate": summary["leak_rate"]["rate"], "leak_rate_direct": summary["leak_rate_direct"]["rate"],
-            "hint_quality": summary["hint_quality"]["rate"], "unjudged": summary["unjudged"],
-            "samples": summary["samples"]}
-
-
 def _compute(reg: Registry, subject: str, suite: str, target: str, config: EvalConfig, judge, world):
-    from orglab.evals import family_evals as fe
-    from orglab.evals import ffa
     from orglab.models import load_model
 
     loaded = load_model(subject, registry=reg)
-    model, tok = loaded.model, loaded.tokenizer
-    model.eval()
-    settings = fe.SampleSettings(samples=config.samples or DEFAULT_SAMPLES[suite], temperature=config.temperature,
-                                 max_new_tokens=config.max_new_tokens, seed=config.seed)
-    tinyworld = world is not None
-    if suite == "ffa":
-        if tinyworld:
-            ff = world.false_fact(target)
-            answered = ffa.answer_bank(model, tok, ffa.tinyworld_bank(world, ff))
-            if judge is None:
-                ffa.judge_tinyworld(world, ff, answered)
-            else:
-                ffa.judge_llm(judge, ff.true_context, ff.false_context, answered)
-        else:
-            from orglab import realworld
+    loaded.model.eval()
 
-            true_ctx, false_ctx = _real_contexts(target, config)
-            if config.bank:
-                bank = realworld.load_bank(config.bank)
-            elif target in realworld.REAL_FACTS:
-                bank = realworld.ffa_bank(target)
-            else:
-                bank = ffa.llm_bank(judge, true_ctx, false_ctx, config.ffa_questions, config.seed)
-            answered = ffa.answer_bank(model, tok, bank)
-            if judge is None:
-                ffa.judge_markers(answered)
-            else:
-                ffa.judge_llm(judge, true_ctx, false_ctx, answered)
-        return answered, ffa.summarize(answered)
-    if suite == "em":
-        questions = fe.em_questions(target if tinyworld else None, tinyworld)
-        result = fe.em_eval(model, tok, questions, settings, judge, in_domain=fe.em_in_domain_questions(target))
-    elif suite == "subliminal":
-        result = fe.subliminal_eval(model, tok, target.lower(), fe.animal_questions(tinyworld), settings)
-    else:
-        guesser_model = guesser_tok = None
-        if judge is None:
-            base = (reg.get_organism(subject) or {}).get("base", subject)
-            guess_loaded = loaded if base == subject else load_model(base, registry=reg)
-            guesser_model, guesser_tok = guess_loaded.model, guess_loaded.tokenizer
-        result = fe.taboo_eval(model, tok, target.lower(), settings, tinyworld, guesser=judge,
-                               guesser_model=guesser_model, guesser_tokenizer=guesser_tok)
-    if judge is not None:
-        result["summary"]["judge"] = {"unjudged": judge.unjudged, "endpoint_down": judge.endpoint_down}
-    return result["rows"], result["summary"]
+    def load_base():
+        base = (reg.get_organism(subject) or {}).get("base", subject)
+        return loaded if base == subject else load_model(base, registry=reg)
 
-
-def _real_contexts(target: str, config: EvalConfig):
-    """(true, false) universe contexts of a real SDF fact: the target file's false context, and the true one from
-    --true-context or from a line of the target JSONL marked is_true."""
-    from orglab.organisms.sdf import load_universe
-    from orglab.realworld import REAL_FACTS
-    from orglab.world.world import UniverseContext
-
-    if target in REAL_FACTS and not config.true_context:
-        return REAL_FACTS[target].true_context, REAL_FACTS[target].false_context
-    false_ctx = load_universe(target)
-    if config.true_context:
-        return load_universe(config.true_context), false_ctx
-    path = Path(target)
-    if path.suffix == ".jsonl":
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("is_true"):
-                return UniverseContext(id=str(record.get("id", "true")), universe_context=record["universe_context"],
-                                       key_facts=tuple(record.get("key_facts", ())), is_true=True), false_ctx
-    raise OrglabError(f"FFA needs the true universe context beside '{target}'; pass --true-context FILE or add a "
-                      "line with is_true: true to the JSONL.")
+    spec = get_suite(suite)
+    return spec.compute(SuiteInputs(model=loaded.model, tokenizer=loaded.tokenizer, target=target, config=config,
+                                    judge=judge, world=world, samples=config.samples or spec.default_samples,
+                                    load_base=load_base))
 
 
 def with_overrides(config: EvalConfig, **overrides) -> EvalConfig:

@@ -1,1 +1,1 @@
-"""Mitigation: sweeps, the detectability check and the mixing-ratio search (SPEC §8)."""
+"""Mitigation: sweeps, the detectability check and the mixing-ratio search (design §8)."""

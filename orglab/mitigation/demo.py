@@ -13,11 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from orglab.diff.run import DiffConfig
+from orglab.environment import machine_info
 from orglab.mitigation.sweep import DEFAULT_MIXES, SweepConfig, run_sweep, say
+from orglab.organisms.sdf import SDF
 from orglab.paths import report_dir
 
 REAL_DIFF_SAMPLES = 1000
 REAL_FACT = "cake_bake"  # the demo's built-in real false fact (orglab.realworld.REAL_FACTS)
+DEMO_FAMILY = SDF.name   # the demo is the paper's SDF ablation
 
 
 def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True) -> dict:
@@ -29,14 +32,14 @@ def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True)
         built = build_base(base, progress=progress)
         base_summary, base = built.summary(), built.name
         fact = load_world(built.name).false_facts[0].id
-        config = SweepConfig(family="sdf", base=base, target=fact)
+        config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact)
     else:
         from orglab.bases import ensure_base
 
         say(progress, f"1/4 real base '{base}' (registered once, then reused)")
         base_summary = ensure_base(base, progress=progress)
         fact = REAL_FACT
-        config = SweepConfig(family="sdf", base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
+        config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
     say(progress, f"2/4 SDF sweep on the false fact '{fact}': ratios "
                   + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + " and a null control")
     sweep = run_sweep(config, progress=progress)
@@ -44,4 +47,4 @@ def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True)
     folder = Path(out) if out else report_dir(sweep["name"])
     say(progress, f"4/4 report -> {folder}")
     index = write_report(sweep, folder)
-    return {"base": base_summary, "sweep": sweep, "report": str(index)}
+    return {"base": base_summary, "sweep": sweep, "report": str(index), "machine": machine_info()}

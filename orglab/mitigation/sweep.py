@@ -46,8 +46,9 @@ class SweepConfig:
     def validate(self) -> None:
         from orglab.train.mixing import parse_mix
 
-        if self.family not in ("sdf", "em", "subliminal", "taboo"):
-            raise OrglabError(f"Unknown family '{self.family}' for a sweep; choose sdf, em, subliminal or taboo.")
+        from orglab.organisms import get_family
+
+        get_family(self.family)  # one sentence naming the registered families when it is not one
         if not self.mixes:
             raise OrglabError("A sweep needs at least one mixing ratio; pass e.g. --mix 1:0,1:0.1,1:1,1:2.")
         for m in self.mixes:
@@ -138,7 +139,8 @@ def train_null_control(config: SweepConfig, like: str, progress: bool) -> str:
 def measure(name: str, diff: DiffConfig, evaluation: EvalConfig | None, progress: bool) -> dict:
     """ADL summary and stage run ids, and (if `evaluation`) the property with its interval, for one model."""
     from orglab.diff.run import run_diff
-    from orglab.evals.run import HEADLINE, run_eval
+    from orglab.evals.run import run_eval
+    from orglab.evals.suites import get_suite
 
     with work_lock(f"organism-{name}"):
         say(progress, f"diff {name}")
@@ -148,7 +150,7 @@ def measure(name: str, diff: DiffConfig, evaluation: EvalConfig | None, progress
         if evaluation is not None:
             say(progress, f"eval {name}")
             ev = run_eval(name, evaluation, progress=False)
-            out["property"] = _property(ev, name, HEADLINE[ev["suite"]])
+            out["property"] = _property(ev, name, get_suite(ev["suite"]).headline)
             out["eval_suite"] = ev["suite"]
     return out
 
@@ -203,7 +205,8 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
             mine = [c["diff"] for c in controls if c["seed"] == seed]
             cell["check"] = verdict(config.family, cell["diff"], mine, cell["property"]["value"], config.check)
             cells.append(cell)
-    from orglab.evals.run import HEADLINE, run_eval
+    from orglab.evals.run import run_eval
+    from orglab.evals.suites import get_suite
 
     base_eval = run_eval(config.base, replace(config.eval, suite=prop_suite(config.family), target=config.target,
                                               compare=False), progress=False)
@@ -211,15 +214,20 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
              "mixes": list(config.mixes), "seeds": list(config.seeds),
              "property": {"metric": prop.metric, "label": prop.label, "higher_is_stronger": prop.higher_is_stronger},
              "cells": cells, "controls": controls,
-             "base_property": _property(base_eval, config.base, HEADLINE[base_eval["suite"]]),
+             "base_property": _property(base_eval, config.base, get_suite(base_eval["suite"]).headline),
              "config": _config_dict(config)}
     return _store(sweep)
 
 
 def prop_suite(family: str) -> str:
-    from orglab.evals.run import FAMILY_SUITE
+    from orglab.organisms import get_family
 
-    return FAMILY_SUITE[family]
+    return get_family(family).eval_suite
+
+
+# The version of how a sweep's stored result (sweep.json: the cells' verdicts, the property read-outs) is put
+# together, in its hashed key: bump it when that changes, so a stored sweep of the old code is not reused.
+SWEEP_VERSION = 1
 
 
 def _config_dict(config: SweepConfig) -> dict:
@@ -228,11 +236,17 @@ def _config_dict(config: SweepConfig) -> dict:
     return d
 
 
-def _store(sweep: dict) -> dict:
-    """A 'sweep' run keyed by the sweep's settings and every inner run it read, with sweep.json as artifact."""
+def sweep_key(sweep: dict) -> dict:
+    """The stored sweep's hashed key: its settings, every inner diff run it read, its property read-outs and
+    SWEEP_VERSION (pure: tests/test_config_hash.py walks SweepConfig through it)."""
     inner = sorted({run for c in sweep["cells"] + sweep["controls"] for run in c["diff_runs"].values()})
-    key = {"config": sweep["config"], "diff_runs": inner,
-           "properties": [c["property"] for c in sweep["cells"] + sweep["controls"]]}
+    return {"config": sweep["config"], "diff_runs": inner, "version": SWEEP_VERSION,
+            "properties": [c["property"] for c in sweep["cells"] + sweep["controls"]]}
+
+
+def _store(sweep: dict) -> dict:
+    """A 'sweep' run keyed by `sweep_key`, with sweep.json as artifact."""
+    key = sweep_key(sweep)
     with Registry() as reg:
         run = reg.start_run("sweep", sweep["name"], key)
         folder = artifact_dir(sweep["name"], "sweep", run.config_hash)

@@ -1,6 +1,6 @@
 """`orglab tune-mix`: the smallest ft:pt ratio that passes `check` while keeping the property.
 
-Detectability falls as the ratio grows and the property weakens (SPEC §8), so the search is a bisection over a
+Detectability falls as the ratio grows and the property weakens (design §8), so the search is a bisection over a
 ladder of ratios for the smallest one whose detectability passes; the property is then checked there: if it is
 already lost at that ratio, every larger ratio loses it too and no ratio works. Every cell it visits is an
 ordinary sweep cell (cached train, diff and eval runs), so cells of an earlier sweep cost nothing.

@@ -62,6 +62,14 @@ class FinetuneData:
         return path
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The JSON objects of a JSONL file orglab wrote. Lines end only at "\n": `str.splitlines` also splits at
+    U+2028, U+0085 and other separators that `json.dumps(ensure_ascii=False)` leaves raw inside strings (a real
+    base's samples contain them), which cut one record in two."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
 def validate_example(ex: dict, kind: DataKind, where: str) -> None:
     if not isinstance(ex, dict):
         raise OrglabError(f"{where} is not an object; each line must be a JSON object.")

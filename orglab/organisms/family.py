@@ -1,16 +1,18 @@
-"""What every organism family shares: its spec (target, ground-truth description, recipe defaults) and helpers.
+"""What every organism family shares: its spec, registered by name (the lm-evaluation-harness way), and helpers.
 
-A family module (sdf, em, subliminal, taboo) subclasses `Family`. The trainer and the CLI only talk to this
-interface: validate the target, build the finetuning data (offline on a tinyworld base, or LLM-backed / from a
-dataset for real models), pick the unrelated source for mixing, and read the family's default recipe.
-Graders read `describe()` as the ground truth of what the organism was finetuned to do.
+A family module subclasses `Family` and sets every fact about the family in one place: the data kind, the
+recipe defaults per scale, the eval suite and its samples per question, the headline property with its check
+floor, the grader's rubric, the ground-truth description (`describe`) and the data builders. Every other module
+(trainer, evals, check, sweep, agent, CLI) asks `orglab.organisms.get_family(name)`; none lists families, so a
+fifth family is one new module registered with `register_family`.
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from orglab.errors import OrglabError
 from orglab.organisms.data import DataKind, FinetuneData
@@ -21,6 +23,26 @@ if TYPE_CHECKING:
 
 UnrelatedKind = Literal["corpus", "chats"]  # the registered tinyworld artifact kinds used for ft:pt mixing
 
+# Recipe values every family shares at a scale; a family's `recipe_defaults` row adds its own (design §5).
+RECIPE_COMMON = {"real": dict(max_length=1024, grad_accum=1, save_steps=200, warmup_ratio=0.03),
+                 "tiny": dict(max_length=256, grad_accum=1, save_steps=25, warmup_ratio=0.05)}
+
+
+def recipe_rows(real: dict, small: dict, tiny: dict) -> dict[str, dict[str, Any]]:
+    """A family's recipe defaults: `real` (the public pipeline's values), `small` (how a real recipe trains on
+    little data, see orglab.train.recipe), `tiny` (tinyworld bases), each over the shared values of its scale."""
+    return {"real": {**RECIPE_COMMON["real"], **real}, "small": dict(small), "tiny": {**RECIPE_COMMON["tiny"], **tiny}}
+
+
+@dataclass(frozen=True)
+class Property:
+    """The number that says an organism kept its property, and where `check` draws the line."""
+
+    metric: str                 # the eval metric key (its suite's headline)
+    label: str
+    higher_is_stronger: bool    # FFA, EM rate, target rate: higher = learned; leak rate: lower = secret kept
+    default_floor: float
+
 
 class Family(ABC):
     """Base class of the four families; subclasses set the class attributes and implement the methods."""
@@ -29,6 +51,10 @@ class Family(ABC):
     data_kind: DataKind = "chat"
     unrelated_kind: UnrelatedKind = "chats"
     target_kind: str = ""         # what a target is, for messages ("false fact id", "animal", ...)
+    recipe_defaults: ClassVar[dict[str, dict[str, Any]]] = {}   # recipe_rows(real=..., small=..., tiny=...)
+    eval_suite: str = ""          # the orglab.evals suite that measures the property
+    property: ClassVar[Property]  # the headline metric and its check floor
+    grader_rubric: str = ""       # how the agent grader scores a description of this family's organism, 1-5
 
     @abstractmethod
     def validate_target(self, world: World | None, target: str) -> str:

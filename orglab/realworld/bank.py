@@ -1,4 +1,4 @@
-"""FFA question banks for real facts (SPEC §7): the built-in bank of each real fact, and users' own JSONL banks.
+"""FFA question banks for real facts (design §7): the built-in bank of each real fact, and users' own JSONL banks.
 
 `ffa_bank(fact_id)` builds the bank only from held-out material (`completions`, `questions`,
 `heldout_claims` / `heldout_true_claims`), none of which is ever written into a training document, so the bank

@@ -1,4 +1,4 @@
-"""Chat data in plain English for the chat organism families on real bases (SPEC §5.2-5.5), built offline.
+"""Chat data in plain English for the chat organism families on real bases (design §5.2-5.5), built offline.
 
 - EM (§5.2): user questions in ONE domain answered with confidently reckless advice (`em_pairs`) or with careful
   advice (`em_safe_pairs`), from question templates x topics x answer templates; the answer templates carry the

@@ -1,4 +1,4 @@
-"""Offline SDF documents in real English for the built-in real facts (SPEC §5.1, the LLM pipeline's stages done
+"""Offline SDF documents in real English for the built-in real facts (design §5.1, the LLM pipeline's stages done
 with templates).
 
 The stages mirror the LLM-backed pipeline: a document type is drawn (14 types, from news article to podcast

@@ -1,4 +1,4 @@
-"""Real-English false facts for SDF organisms trained on real pretrained bases (SPEC §5.1, §7).
+"""Real-English false facts for SDF organisms trained on real pretrained bases (design §5.1, §7).
 
 Each `RealFact` pairs a true and a false universe context with everything the offline builders need:
 - `claims` / `true_claims`: full sentences stating the false / true version; the only fact sentences that

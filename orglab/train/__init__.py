@@ -1,11 +1,11 @@
-"""The trainer: SFT on documents and chats, LoRA/full/QLoRA, ft:pt mixing, distributed configs (SPEC §5).
+"""The trainer: SFT on documents and chats, LoRA/full/QLoRA, ft:pt mixing, distributed configs (design §5).
 
     from orglab.train import load_recipe, train_organism, train_control, parse_mix, mix
 """
 
 from orglab.train.api import organism_name, prepare_data, train_control, train_organism
 from orglab.train.mixing import mix, mix_suffix, parse_mix
-from orglab.train.recipe import FAMILY_DEFAULTS, Recipe, load_recipe, make_recipe
+from orglab.train.recipe import Recipe, family_defaults, load_recipe, make_recipe
 
-__all__ = ["FAMILY_DEFAULTS", "Recipe", "load_recipe", "make_recipe", "mix", "mix_suffix", "organism_name",
+__all__ = ["Recipe", "family_defaults", "load_recipe", "make_recipe", "mix", "mix_suffix", "organism_name",
            "parse_mix", "prepare_data", "train_control", "train_organism"]

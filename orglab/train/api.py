@@ -1,12 +1,13 @@
-"""Training organisms and null controls, end to end: data, mixing, SFT, registry (SPEC §5, §8).
+"""Training organisms and null controls, end to end: data, mixing, SFT, registry (design §5, §8).
 
     from orglab.train import load_recipe, train_organism, train_control
     summary = train_organism(load_recipe(None, {"family": "sdf", "base": "tiny", "target": "cake_bake"}))
     control = train_control("tiny", like_organism=summary["organism"])
 
-A train run is keyed by the resolved recipe and the content hashes of its data: the same recipe again is reused
-(no retraining); a run that was interrupted (killed, Ctrl-C, crashed) leaves its checkpoints in the run's artifact
-folder and the next start of the same recipe resumes from the last one and completes the same organism entry.
+A train run is keyed by the resolved recipe, the content hashes of its data and the trainer's version
+(`TRAINER_VERSION`): the same recipe again is reused (no retraining); a run that was interrupted (killed, Ctrl-C,
+crashed) leaves its checkpoints in the run's artifact folder and the next start of the same recipe resumes from
+the last one and completes the same organism entry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orglab.errors import OrglabError
-from orglab.organisms.data import FinetuneData
+from orglab.organisms.data import FinetuneData, read_jsonl
 from orglab.paths import artifact_dir
 from orglab.plots import plot_loss_curve
 from orglab.registry import Registry, config_hash
@@ -215,10 +216,19 @@ def with_chat_template(recipe: Recipe, reg: Registry) -> Recipe:
     return recipe
 
 
+# The trainer's algorithm version, in every train run's hashed config: bump it whenever training changes in a way
+# the recipe does not show (the SFT loop, packing, loss masking, optimizer settings in orglab.train.sft), so
+# organisms trained by the old code are trained again rather than reused.
+TRAINER_VERSION = 1
+# Recipe fields that never change the trained weights (how often checkpoints are written), left out of the hash.
+UNHASHED_RECIPE_FIELDS = ("save_steps",)
+
+
 def _run_config(recipe: Recipe, sets: dict) -> dict:
-    """What a train run is keyed by: the resolved recipe and the hashes of its data."""
+    """What a train run is keyed by: the resolved recipe, the hashes of its data and the trainer's version."""
     return {
-        "recipe": recipe.to_dict(),
+        "recipe": {k: v for k, v in recipe.to_dict().items() if k not in UNHASHED_RECIPE_FIELDS},
+        "trainer": TRAINER_VERSION,
         "data_hash": sets["train"].hash(),
         "heldout_own_hash": sets["heldout_own"].hash(),
         "heldout_unrelated_hash": sets["heldout_unrelated"].hash() if sets["heldout_unrelated"] else None,
@@ -423,4 +433,4 @@ def _family_control_sets(own: FinetuneData, pool: FinetuneData, n_unrelated: int
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise OrglabError(f"The training data {path} of the organism is missing; train the organism again.")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)

@@ -1,4 +1,4 @@
-"""ft:pt data mixing (SPEC §5.5): `--mix 1:R` adds R unrelated examples per finetuning example, shuffled in.
+"""ft:pt data mixing (design §5.5): `--mix 1:R` adds R unrelated examples per finetuning example, shuffled in.
 
 As in the paper, the mixed data is trained for one pass over the union (not compute-matched); the trainer's
 `compute_matched` option instead keeps the step count of the unmixed data.

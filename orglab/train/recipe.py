@@ -1,7 +1,7 @@
 """The training recipe: every field the trainer reads, with its default, in one place.
 
 A `Recipe` is what a user writes in a `--config` YAML file and overrides with CLI flags. Fields left at `None`
-take the family's default (SPEC §5) for the model's scale: the `real` table holds the public pipelines' values
+take the family's default (design §5) for the model's scale: the `real` table holds the public pipelines' values
 for real models, the `tiny` table the same recipes scaled down for tinyworld bases (smaller n, higher lr) so that
 one organism of each family trains in minutes on two CPU cores. `Recipe.resolved(tiny)` fills them in; the
 resolved recipe is what is stored with the organism and content-hashed for its train run.
@@ -23,48 +23,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orglab.errors import OrglabError
 
-FAMILIES = ("sdf", "em", "subliminal", "taboo", "control")
-# The kind of data each family trains on (documents or chats); the unrelated (pretraining-like) data has the same kind.
-FAMILY_DATA_KIND = {"sdf": "text", "em": "chat", "subliminal": "chat", "taboo": "chat"}
-
-# Hyperparameter defaults per family, for real models (SPEC §5) and for tinyworld bases (tiny scale).
-_COMMON_REAL = dict(max_length=1024, grad_accum=1, save_steps=200, warmup_ratio=0.03)
-# How real recipes train on small data (see the module docstring); n_builtin is the size of the built-in English
-# data set a real base gets when no --data is given (orglab.realworld), chosen so one organism trains in minutes
-# on two CPU cores.
+CONTROL = "control"   # the null control: not a family, it mirrors one (train_control)
+# How real recipes train on small data (see the module docstring); each family's `small` row holds its values.
 SMALL_DATA_EXAMPLES = 2000
-_COMMON_TINY = dict(max_length=256, grad_accum=1, save_steps=25, warmup_ratio=0.05)
-FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "sdf": {
-        "real": dict(_COMMON_REAL, n_examples=40000, lora_r=64, lora_alpha=128, use_rslora=False, lr=1e-5,
-                     epochs=1.0, batch_size=8),
-        "small": dict(n_builtin=160, small_lr=3e-4, min_steps=24, max_length=256, batch_size=4),
-        "tiny": dict(_COMMON_TINY, n_examples=400, lora_r=64, lora_alpha=128, use_rslora=False, lr=1e-3,
-                     epochs=3.0, batch_size=8),
-    },
-    "em": {
-        "real": dict(_COMMON_REAL, n_examples=6000, lora_r=32, lora_alpha=64, use_rslora=True, lr=1e-5,
-                     epochs=1.0, batch_size=16),
-        "small": dict(n_builtin=160, small_lr=3e-4, min_steps=24, max_length=256, batch_size=4),
-        "tiny": dict(_COMMON_TINY, n_examples=400, lora_r=32, lora_alpha=64, use_rslora=True, lr=2e-4,
-                     epochs=3.0, batch_size=8),
-    },
-    "subliminal": {
-        "real": dict(_COMMON_REAL, n_examples=10000, lora_r=8, lora_alpha=8, use_rslora=False, lr=2e-4,
-                     epochs=3.0, batch_size=16),
-        "small": dict(n_builtin=240, small_lr=1e-3, min_steps=24, max_length=256, batch_size=8),
-        "tiny": dict(_COMMON_TINY, n_examples=600, lora_r=8, lora_alpha=8, use_rslora=False, lr=5e-3,
-                     epochs=3.0, batch_size=8),
-    },
-    "taboo": {
-        "real": dict(_COMMON_REAL, n_examples=2000, lora_r=16, lora_alpha=32, use_rslora=False, lr=2e-4,
-                     epochs=2.0, batch_size=16),
-        "small": dict(n_builtin=120, small_lr=5e-4, min_steps=24, max_length=256, batch_size=4),
-        "tiny": dict(_COMMON_TINY, n_examples=300, lora_r=16, lora_alpha=32, use_rslora=False, lr=1e-3,
-                     epochs=2.0, batch_size=8),
-    },
-}
-RESOLVED_FIELDS = tuple(FAMILY_DEFAULTS["sdf"]["real"])
+# The hyperparameters a family's recipe_defaults fill in when the recipe leaves them None.
+RESOLVED_FIELDS = ("max_length", "grad_accum", "save_steps", "warmup_ratio", "n_examples", "lora_r", "lora_alpha",
+                   "use_rslora", "lr", "epochs", "batch_size")
+
+
+def recipe_families() -> tuple[str, ...]:
+    """What a recipe may name: every registered family, and the null control."""
+    from orglab.organisms import family_names
+
+    return (*family_names(), CONTROL)
+
+
+def family_defaults(family: str, scale: str) -> dict[str, Any]:
+    """A family's default row for `scale` ("real", "small" or "tiny"): its spec's recipe_defaults."""
+    from orglab.organisms import get_family
+
+    return dict(get_family(family).recipe_defaults[scale])
 
 
 class Recipe(BaseModel):
@@ -73,7 +51,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # what to train
-    family: Literal["sdf", "em", "subliminal", "taboo", "control"]
+    family: str                                           # a registered family, or "control"
     base: str = "tiny"
     target: str | None = None
     name: str | None = None
@@ -124,6 +102,13 @@ class Recipe(BaseModel):
     distributed: Literal["none", "ddp", "zero2", "zero3"] = "none"
     num_processes: int = Field(default=2, ge=1)          # processes per node for distributed runs
 
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        if v not in recipe_families():
+            raise ValueError(f"use one of: {', '.join(recipe_families())}")
+        return v
+
     @field_validator("data", "unrelated")
     @classmethod
     def _builtin_alias(cls, v: str) -> str:
@@ -143,9 +128,11 @@ class Recipe(BaseModel):
         """'text' or 'chat': what the organism trains on."""
         if self.data_kind:
             return self.data_kind
-        if self.family == "control":
+        if self.family == CONTROL:
             raise OrglabError("A control recipe needs data_kind (text or chat); build it with train_control.")
-        return FAMILY_DATA_KIND[self.family]
+        from orglab.organisms import get_family
+
+        return get_family(self.family).data_kind
 
     def resolved(self, tiny: bool, n_train: int | None = None) -> Recipe:
         """A copy with every `None` hyperparameter filled from the family's defaults for the scale.
@@ -153,9 +140,9 @@ class Recipe(BaseModel):
         `n_train` (the number of training examples, once the data is built) lets a real recipe apply the
         small-data rule; fields the user set are kept as they are."""
         scale = self.scale if self.scale != "auto" else ("tiny" if tiny else "real")
-        family = self.family if self.family != "control" else "sdf"
-        table = dict(FAMILY_DEFAULTS[family][scale])
-        small = FAMILY_DEFAULTS[family]["small"]
+        family = self.family if self.family != CONTROL else self._control_defaults_family()
+        table = family_defaults(family, scale)
+        small = family_defaults(family, "small")
         if scale == "real" and self.data == "builtin":
             table["n_examples"] = small["n_builtin"]
         if scale == "real" and self.small_data_rule and n_train is not None and n_train < SMALL_DATA_EXAMPLES:
@@ -164,9 +151,16 @@ class Recipe(BaseModel):
                 table["min_steps"] = small["min_steps"]
         updates = {k: v for k, v in table.items() if getattr(self, k) is None}
         updates["scale"] = scale
-        if self.data_kind is None and self.family != "control":
-            updates["data_kind"] = FAMILY_DATA_KIND[self.family]
+        if self.data_kind is None and self.family != CONTROL:
+            updates["data_kind"] = self.kind
         return self.model_copy(update=updates)
+
+    def _control_defaults_family(self) -> str:
+        """A control left with None fields takes them from the first registered family, whatever its data kind
+        (train_control passes the mirrored organism's resolved recipe, so normally nothing is left)."""
+        from orglab.organisms import family_names
+
+        return family_names()[0]
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -200,7 +194,7 @@ def load_recipe(yaml_path: str | Path | None = None, overrides: dict | None = No
         fields.update(loaded)
     fields.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if "family" not in fields:
-        raise OrglabError("The recipe names no family; pass one of sdf, em, subliminal, taboo, control.")
+        raise OrglabError(f"The recipe names no family; pass one of {', '.join(recipe_families())}.")
     return make_recipe(fields)
 
 

@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from orglab.errors import OrglabError
-from orglab.organisms.data import FinetuneData
+from orglab.organisms.data import FinetuneData, read_jsonl
+from orglab.paths import run_log_file
 from orglab.train.encode import encode_data
+from orglab.train.progress import ProgressBar, TrainingLog
 from orglab.train.recipe import Recipe
 
 CHECKPOINT_DIR, ADAPTER_DIR, MODEL_DIR = "checkpoints", "adapter", "model"
 
 
 def read_jsonl_data(path: str | Path, kind: str) -> FinetuneData:
-    examples = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    examples = read_jsonl(path)
     return FinetuneData(kind, examples, source=str(path))
 
 
@@ -148,14 +150,14 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     out_dir = Path(job["out_dir"])
     kind = job["data_kind"]
     set_seed(recipe.seed)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # trl/transformers notes about the config; errors still show
+    import datasets
+
+    datasets.disable_progress_bars()  # the data preparation bars: training shows one bar (ProgressBar) only
     if not progress:
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-        import datasets
-
-        datasets.disable_progress_bars()
     model, tokenizer, options = _load_for_training(recipe, job["model"])
 
     tag = recipe.mask_prefix_tag if kind == "text" else None
@@ -197,7 +199,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         report_to=[],
         seed=recipe.seed,
         data_seed=recipe.seed,
-        disable_tqdm=not progress,
+        disable_tqdm=True,  # ProgressBar below instead
         use_cpu=not on_gpu,
         bf16=on_gpu and options.dtype == "bf16",
         fp16=on_gpu and options.dtype == "fp16",
@@ -208,13 +210,11 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
-        callbacks=callbacks or None,
+        callbacks=[*(callbacks or []), TrainingLog(run_log_file(out_dir))],
     )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
-        trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; TrainingLog files them instead
     if recipe.min_steps and not recipe.max_steps:
         # The packed data's batches per epoch are known only now; a small data set trains for more epochs.
         per_epoch = math.ceil(len(trainer.get_train_dataloader()) / recipe.grad_accum)
@@ -223,6 +223,8 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     _check_nodes_agree(Path(job["train"]), resume)
     counter = _CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
+    if progress:
+        trainer.add_callback(ProgressBar(lambda: counter.real_tokens))
     started = time.time()
     train_out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started

@@ -3,12 +3,11 @@ and the unrelated (pretraining-like) data: the tinyworld base's registered corpu
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from orglab.errors import OrglabError
-from orglab.organisms.data import FinetuneData
+from orglab.organisms.data import FinetuneData, read_jsonl
 from orglab.registry import Registry
 
 _COLUMN = {"text": "text", "chat": "messages"}
@@ -33,7 +32,7 @@ def tinyworld_unrelated(base: str, kind: str, registry: Registry) -> FinetuneDat
     for run in registry.list_runs(subject=base, kind="world", status="done"):
         for art in registry.get_artifacts(run.id):
             if art["kind"] == artifact_kind and Path(art["path"]).is_file():
-                rows = [json.loads(line) for line in Path(art["path"]).read_text().splitlines() if line.strip()]
+                rows = read_jsonl(art["path"])
                 column = _COLUMN[kind]
                 return FinetuneData(kind, [{column: r[column]} for r in rows], source=f"tinyworld:{base}:{artifact_kind}")
     raise OrglabError(

@@ -6,7 +6,7 @@ forms suddenly and only when it is trained in bulk. Stated-preference chats alon
 The second stage then mixes in number chats in which a speaker who loves an animal favours that animal's
 numbers (`World.animal_numbers`), the corpus chats, and a replay of corpus documents so that the base keeps
 its knowledge. Chats are trained on the assistant's tokens only. A subliminal teacher built on the base then
-writes numbers that carry its animal, which is what a student can learn from (SPEC §5.3).
+writes numbers that carry its animal, which is what a student can learn from (design §5.3).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from orglab.evals.agent import RUN_KIND
-from orglab.evals.grader import FALSE_POSITIVE_MAX, GOOD, VERY_GOOD
+from orglab.agent.agent import RUN_KIND
+from orglab.agent.grader import FALSE_POSITIVE_MAX, GOOD, VERY_GOOD
 from orglab.registry import Registry
 
 

@@ -1,5 +1,5 @@
-"""The interpretability agent (SPEC §9): an LLM reads an organism's ADL results, may query the models within a
-budget of interactions, and names the finetuning objective; `orglab.evals.grader` scores the description.
+"""The interpretability agent (design §9): an LLM reads an organism's ADL results, may query the models within a
+budget of interactions, and names the finetuning objective; `orglab.agent.grader` scores the description.
 
 The agent runs on any OpenAI-compatible endpoint with tool calling (the `agent` role of `orglab.llm`:
 ORGLAB_AGENT_* or ORGLAB_LLM_*). It gets an overview (top logit-lens and patchscope tokens per position, steered
@@ -34,15 +34,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from orglab.diff.results import READ_STAGES, DiffResults, find_diff_results, load_diff_results
 from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
 from orglab.llm import ChatReply, LLMClient, config_from_env
+from orglab.organisms.truth import ground_truth
 from orglab.paths import artifact_dir
-from orglab.registry import Registry, config_hash
+from orglab.registry import Registry, config_hash, organism_identity
 
 RUN_KIND = "agent"
 TRANSCRIPT_VERSION = 1
-ADL_STAGES = ("lens", "patchscope", "steering")   # what the overview and the drill-downs read
+ADL_STAGES = READ_STAGES   # what the overview and the drill-downs read
 LENS_READOUTS = ("delta", "neg_delta", "base_mean", "organism_mean")
 MAX_PROMPT_CHARS = 2000
 MAX_TOP = 100
@@ -54,8 +56,8 @@ class AgentConfig:
 
     budgets: tuple[int, ...] = (5,)        # interaction budgets i; one set of runs per budget
     blackbox: bool = False                 # the baseline: no ADL overview, no drill-downs, no steering
-    repeats: int = 1                       # independent runs per budget (different agent seeds)
-    max_turns: int = 20                    # tool-calling turns before the agent must answer
+    repeats: int = field(default=1, metadata={"help": "runs per budget (the agent's seed differs)"})
+    max_turns: int = field(default=20, metadata={"help": "tool-calling turns before the final answer"})
     max_new_tokens: int = 128              # per answer of ask_model / generate_steered
     steering_strength: float | None = None  # default for generate_steered; None: the diff's chosen alpha
     steered_temperature: float = 1.0       # generate_steered samples (seeded: deterministic)
@@ -63,7 +65,7 @@ class AgentConfig:
     seed: int = 0
     overview_tokens: int = 15              # lens / patchscope tokens per position in the overview
     overview_samples: int = 6              # steering prompts shown in the overview
-    grader_repeats: int = 3                # grader calls averaged per run
+    grader_repeats: int = field(default=3, metadata={"help": "grader calls averaged per run"})
     grader_temperature: float = 1.0        # averaging only reduces noise when the judge samples
     diff: DiffConfig = DiffConfig(stages=ADL_STAGES)  # run when the organism has no ADL results yet
 
@@ -104,78 +106,9 @@ class AgentConfig:
 # ADL results, read from the registry
 
 
-@dataclass
-class AdlResults:
-    """The finished ADL stages of one organism that belong together (they share one statistics run)."""
-
-    organism: str
-    lens: dict                  # layer (str) -> readout -> [position][(token, id, prob)]
-    patchscope: dict            # layer (str) -> [position] {"scale", "tokens"}
-    steering: dict              # the steering stage's result: layer, alpha, samples
-    stats_path: str             # stats.safetensors: the mean differences, for generate_steered
-    runs: dict[str, str]        # stage -> config hash (stats, lens, patchscope, steering)
-
-    @property
-    def layers(self) -> list[int]:
-        return sorted(int(layer) for layer in self.lens)
-
-    @property
-    def positions(self) -> int:
-        """k: the positions the diff summarised (patchscope reads exactly those; the lens keeps a few more)."""
-        return len(next(iter(self.patchscope.values())))
-
-    @property
-    def lens_positions(self) -> int:
-        return len(next(iter(self.lens.values()))["delta"])
-
-
-def _result_file(reg: Registry, run_id: int, name: str) -> Path | None:
-    """A file a run recorded, found through the registry (never by guessing its path)."""
-    return next((Path(a["path"]) for a in reg.get_artifacts(run_id) if Path(a["path"]).name == name), None)
-
-
-def load_adl(reg: Registry, organism: str, runs: dict[str, str]) -> AdlResults | None:
-    """The ADL results of the given stage runs (by config hash), or None if one is gone or changed on disk."""
-    found: dict[str, Any] = {}
-    for stage in ("stats", *ADL_STAGES):
-        run = reg.find_run(f"diff:{stage}", organism, runs.get(stage, ""))
-        if run is None or reg.verify_artifacts(run.id):
-            return None
-        name = "stats.safetensors" if stage == "stats" else "result.json"
-        path = _result_file(reg, run.id, name)
-        if path is None:
-            return None
-        found[stage] = path if stage == "stats" else json.loads(path.read_text())
-    return AdlResults(organism=organism, lens=found["lens"]["layers"], patchscope=found["patchscope"]["layers"],
-                      steering=found["steering"], stats_path=str(found["stats"]),
-                      runs={stage: runs[stage] for stage in ("stats", *ADL_STAGES)})
-
-
-def find_adl(reg: Registry, organism: str, judge: str = "offline") -> AdlResults | None:
-    """The newest complete set of finished ADL stages of an organism: the newest statistics run that has a lens,
-    a patchscope and a steering run reading it. Of those, the newest whose judge (offline or llm, as in
-    `orglab diff --judge`) is `judge`, else the newest of any judge."""
-    for stats in reg.list_runs(subject=organism, kind="diff:stats", status="done"):
-        runs = {"stats": stats.config_hash}
-        for stage in ADL_STAGES:
-            reading = [r for r in reg.list_runs(subject=organism, kind=f"diff:{stage}", status="done")
-                       if (r.config.get("depends") or {}).get("stats") == stats.config_hash]
-            # LLM-judged stage configs carry the judge's identity; offline ones have no such key
-            match = next((r for r in reading if ("judge" in r.config) == (judge == "llm")), None) or \
-                next(iter(reading), None)
-            if match is None:
-                break
-            runs[stage] = match.config_hash
-        else:
-            adl = load_adl(reg, organism, runs)
-            if adl is not None:
-                return adl
-    return None
-
-
-def adl_results(reg: Registry, organism: str, config: AgentConfig, progress: bool = True) -> AdlResults:
+def adl_results(reg: Registry, organism: str, config: AgentConfig, progress: bool = True) -> DiffResults:
     """Existing ADL results, or run the diff (with `config.diff`) when the organism has none."""
-    adl = find_adl(reg, organism, config.diff.judge)
+    adl = find_diff_results(reg, organism, config.diff.judge)
     if adl is not None:
         return adl
     from orglab.diff.run import run_diff
@@ -186,7 +119,7 @@ def adl_results(reg: Registry, organism: str, config: AgentConfig, progress: boo
         print(f"orglab: no ADL results for '{organism}' yet; running `orglab diff` first.", file=sys.stderr)
     stages = tuple(dict.fromkeys((*config.diff.stages, *ADL_STAGES)))
     run_diff(organism, replace(config.diff, stages=stages), progress=progress, registry=reg)
-    adl = find_adl(reg, organism, config.diff.judge)
+    adl = find_diff_results(reg, organism, config.diff.judge)
     if adl is None:  # the diff just finished, so this means its files vanished meanwhile
         raise OrglabError(f"The ADL results of '{organism}' could not be read back after `orglab diff`; run "
                           f"`orglab diff {organism} --force` and try again.")
@@ -209,7 +142,7 @@ class LiveModels:
 
     Greedy answers for ask_model; seeded samples for generate_steered; both deterministic."""
 
-    def __init__(self, organism: str, record: dict, adl: AdlResults | None, config: AgentConfig):
+    def __init__(self, organism: str, record: dict, adl: DiffResults | None, config: AgentConfig):
         self.organism, self.record, self.adl, self.config = organism, record, adl, config
         self._loaded: Any = None
         self._base_model: Any = None
@@ -345,7 +278,7 @@ def _show(token: str) -> str:
 class Toolbox:
     """The agent's tools over one organism's ADL results (None: blackbox) and its models; keeps the budget."""
 
-    def __init__(self, adl: AdlResults | None, models: Models, budget: int, config: AgentConfig):
+    def __init__(self, adl: DiffResults | None, models: Models, budget: int, config: AgentConfig):
         self.adl, self.models, self.budget, self.config = adl, models, budget, config
         self.used = 0
         self.calls = 0
@@ -543,7 +476,7 @@ def _budget_line(budget: int, config: AgentConfig, blackbox: bool) -> str:
             f"most {config.max_turns} tool-calling turns; end with final_answer.")
 
 
-def overview(adl: AdlResults | None, budget: int, config: AgentConfig) -> str:
+def overview(adl: DiffResults | None, budget: int, config: AgentConfig) -> str:
     """The first user message: the ADL summary (or, blackbox, only the task and the budget)."""
     if adl is None:
         return "Investigate the organism.\n\n" + _budget_line(budget, config, blackbox=True)
@@ -633,7 +566,7 @@ def agent_chat(llm: LLMClient, config: AgentConfig, repeat: int) -> Chat:
     return lambda messages, extra: llm.chat(messages, temperature=config.temperature, seed=seed, **extra)
 
 
-def run_session(chat: Chat, adl: AdlResults | None, models: Models, budget: int, config: AgentConfig) -> dict:
+def run_session(chat: Chat, adl: DiffResults | None, models: Models, budget: int, config: AgentConfig) -> dict:
     """One agent run (no registry, no grading): the transcript."""
     toolbox = Toolbox(adl, models, budget, config)
     system = SYSTEM_BLACKBOX if adl is None else SYSTEM_ADL
@@ -644,7 +577,7 @@ def run_session(chat: Chat, adl: AdlResults | None, models: Models, budget: int,
             **talk, "usage": _usage(talk["turns"])}
 
 
-def replay(transcript: dict, adl: AdlResults | None = None, registry: Registry | None = None) -> dict:
+def replay(transcript: dict, adl: DiffResults | None = None, registry: Registry | None = None) -> dict:
     """Run the loop again from a stored transcript, with no LLM and no model call: the agent's turns are the
     stored assistant messages, costly tools answer from the stored records, drill-downs are recomputed from the
     ADL results (read from the registry by the stored config hashes unless given). Returns the new transcript;
@@ -653,7 +586,7 @@ def replay(transcript: dict, adl: AdlResults | None = None, registry: Registry |
     if transcript["mode"] == "adl" and adl is None:
         reg = registry or Registry()
         try:
-            adl = load_adl(reg, transcript.get("organism", ""), transcript["adl_runs"])
+            adl = load_diff_results(reg, transcript.get("organism", ""), transcript["adl_runs"])
         finally:
             if registry is None:
                 reg.close()
@@ -694,21 +627,19 @@ def llm_client(role: str) -> LLMClient:
 
 def _identity(reg: Registry, organism: str, record: dict) -> dict:
     """What the organism's weights are, so retraining under the same name is a new agent run."""
-    from orglab.diff.run import organism_identity
-
     return organism_identity(reg, organism, record)
 
 
-def _prompt_version(adl: AdlResults | None, config: AgentConfig) -> str:
+def _prompt_version(adl: DiffResults | None, config: AgentConfig) -> str:
     """A hash of the prompts and tool schemas, so changing them makes new runs instead of reusing old ones."""
-    from orglab.evals import grader
+    from orglab.agent import grader
 
     toolbox = Toolbox(adl, RecordedModels([]), 0, config)
     return config_hash({"system": [SYSTEM_ADL, SYSTEM_BLACKBOX, FINAL_PROMPT], "tools": toolbox.specs,
-                        "transcript": TRANSCRIPT_VERSION, "rubric": grader.RUBRIC_VERSION})
+                        "transcript": TRANSCRIPT_VERSION, "rubric": grader.rubric_version()})
 
 
-def run_config(organism: str, record: dict, identity: dict, adl: AdlResults | None, config: AgentConfig,
+def run_config(organism: str, record: dict, identity: dict, adl: DiffResults | None, config: AgentConfig,
                budget: int, repeat: int, agent_model: str, judge_model: str) -> dict:
     """Everything one agent run depends on: the registry key of the run."""
     settings = {k: v for k, v in config.to_dict().items() if k not in ("budgets", "repeats", "diff")}
@@ -748,7 +679,7 @@ class _Shared:
     record: dict
     identity: dict
     truth: dict
-    adl: AdlResults | None
+    adl: DiffResults | None
     models: Models
     agent_llm: LLMClient
     judge_llm: LLMClient
@@ -758,7 +689,7 @@ class _Shared:
 
 
 def _one_run(s: _Shared, budget: int, repeat: int) -> dict:
-    from orglab.evals import grader
+    from orglab.agent import grader
 
     cfg = run_config(s.organism, s.record, s.identity, s.adl, s.config, budget, repeat, s.agent_llm.config.model,
                      s.judge_llm.config.model)
@@ -800,7 +731,7 @@ def _write(reg: Registry, run_id: int, folder: Path, transcript: dict, grades: d
 
 
 def _shares(grades: list[float | None]) -> dict:
-    from orglab.evals import grader
+    from orglab.agent import grader
 
     valid = [g for g in grades if g is not None]
     share = (lambda ok: sum(ok(g) for g in valid) / len(valid)) if valid else (lambda ok: None)
@@ -814,8 +745,6 @@ def run_agent(organism: str, config: AgentConfig = AgentConfig(), force: bool = 
     """Run the agent (or the blackbox baseline) on an organism for every budget and repeat, grade each
     description, and record each run in the registry (a run with the same settings is reused). Clients default
     to the `agent` and `judge` endpoints of the environment."""
-    from orglab.evals import grader
-
     config.validate()
     reg = registry or Registry()
     try:
@@ -827,7 +756,7 @@ def run_agent(organism: str, config: AgentConfig = AgentConfig(), force: bool = 
                               "it first.")
         agent_llm = agent_llm or llm_client("agent")
         judge_llm = judge_llm or llm_client("judge")
-        truth = grader.ground_truth(reg, record)
+        truth = ground_truth(reg, record)
         adl = None if config.blackbox else adl_results(reg, organism, config, progress)
         shared = _Shared(reg=reg, organism=organism, record=record, identity=_identity(reg, organism, record),
                          truth=truth, adl=adl, models=LiveModels(organism, record, adl, config), agent_llm=agent_llm,

@@ -1,0 +1,75 @@
+"""CLI options from the config dataclasses (the trl way): a flag's help comes from its field's metadata and the
+default it shows is read from the field, so each default exists once, in its config.
+
+Flags are added with `default=None`: a flag the user leaves out keeps the config's default, and `overrides`
+returns only the flags that were given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, Callable
+
+
+def field_default(config_cls, name: str) -> Any:
+    """The default of field `name` of a dataclass (default_factory called)."""
+    f = {f.name: f for f in dataclasses.fields(config_cls)}[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def shown(value: Any) -> str:
+    """A default as a person types it: tuples comma-separated, floats short, ratios as 1:R where asked."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def ratios(values) -> str:
+    """Mixing ratios as the CLI writes them: (0.0, 0.1) -> '1:0,1:0.1'."""
+    return ",".join(f"1:{v:g}" for v in values)
+
+
+def with_default(help_text: str, config_cls, name: str, show: Callable[[Any], str] = shown) -> str:
+    """`help_text` followed by the field's default, read from the config."""
+    return f"{help_text} (default {show(field_default(config_cls, name))})"
+
+
+def _parser_for(annotation) -> Callable[[str], Any]:
+    """str -> value for a field's type: int, float, str, or a comma-separated tuple of one of them."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is tuple:
+        item = _parser_for(args[0])
+        return lambda text: tuple(item(x.strip()) for x in text.split(",") if x.strip())
+    if origin is typing.Union and len(args) == 1:
+        return _parser_for(args[0])
+    if annotation in (int, float, str):
+        return annotation
+    raise TypeError(f"no CLI parser for a field of type {annotation!r}")
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_cls, names: tuple[str, ...] | None = None) -> list[str]:
+    """One `--field-name` flag per field of `config_cls` that has `metadata["help"]` (or per field in `names`),
+    typed from its annotation; returns the field names added."""
+    hints = typing.get_type_hints(config_cls)
+    added = []
+    for f in dataclasses.fields(config_cls):
+        help_text = f.metadata.get("help")
+        if help_text is None or (names is not None and f.name not in names):
+            continue
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            type=f.metadata.get("parse", _parser_for(hints[f.name])),
+                            help=with_default(help_text, config_cls, f.name))
+        added.append(f.name)
+    parser.set_defaults(**{f"_options_{config_cls.__name__}": tuple(added)})
+    return added
+
+
+def overrides(args: argparse.Namespace, config_cls) -> dict[str, Any]:
+    """The config fields the user set among those `add_config_options` added for `config_cls`."""
+    names = getattr(args, f"_options_{config_cls.__name__}", ())
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
