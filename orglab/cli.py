@@ -16,6 +16,7 @@ from orglab.cli_options import add_config_options, overrides, ratios, with_defau
 from orglab.diff.run import STAGES as DIFF_STAGES
 from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
+from orglab.evals.run import EvalConfig
 from orglab.evals.suites import SUITES
 from orglab.mitigation.check import CheckConfig
 from orglab.mitigation.sweep import SweepConfig
@@ -148,13 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", metavar="ORGANISM", help="a registered organism, control or base")
     ev.add_argument("--suite", default="auto", help=f"auto (from the family) or one of: {', '.join(SUITES)}")
     ev.add_argument("--target", default=None, help="fact id, domain, animal or word (only when evaluating a base)")
-    ev.add_argument("--samples", type=int, default=None, help="answers per question (default: " + ", ".join(
-        f"{s.name} {s.default_samples}" for s in SUITES.values() if s.default_samples > 1) + ")")
-    ev.add_argument("--seed", type=int, default=None, help="sampling seed")
     ev.add_argument("--judge", default=None, help="auto (default), rules (tinyworld) or llm")
-    ev.add_argument("--true-context", default=None, help="true universe context file (real SDF facts)")
-    ev.add_argument("--bank", default=None, help="an FFA question bank, JSONL (schema in docs/realworld.md), "
-                                                "instead of the built-in or LLM-written one")
+    add_config_options(ev, EvalConfig)
     ev.add_argument("--no-compare", action="store_true", help="skip the base and the null control")
     ev.add_argument("--force", action="store_true", help="evaluate again even if a finished eval exists")
     _json_flag(ev)
@@ -402,11 +398,10 @@ def cmd_diff(args) -> int:
 # --- eval -----------------------------------------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from orglab.evals.run import EvalConfig, run_eval, with_overrides
+    from orglab.evals.run import run_eval, with_overrides
 
-    config = with_overrides(EvalConfig(), suite=args.suite, target=args.target, samples=args.samples, seed=args.seed,
-                            judge=args.judge, true_context=args.true_context, bank=args.bank,
-                            compare=False if args.no_compare else None)
+    config = with_overrides(EvalConfig(), suite=args.suite, target=args.target, judge=args.judge,
+                            compare=False if args.no_compare else None, **overrides(args, EvalConfig))
     result = run_eval(args.model, config, force=args.force, progress=not args.json)
     return _show(args, result, "print_eval")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from typing import Any, Callable
 
@@ -34,8 +35,9 @@ def ratios(values) -> str:
 
 
 def with_default(help_text: str, config_cls, name: str, show: Callable[[Any], str] = shown) -> str:
-    """`help_text` followed by the field's default, read from the config."""
-    return f"{help_text} (default {show(field_default(config_cls, name))})"
+    """`help_text` followed by the field's default, read from the config (nothing when it is None: unset)."""
+    default = field_default(config_cls, name)
+    return help_text if default is None else f"{help_text} (default {show(default)})"
 
 
 def _parser_for(annotation) -> Callable[[str], Any]:
@@ -45,7 +47,7 @@ def _parser_for(annotation) -> Callable[[str], Any]:
     if origin is tuple:
         item = _parser_for(args[0])
         return lambda text: tuple(item(x.strip()) for x in text.split(",") if x.strip())
-    if origin is typing.Union and len(args) == 1:
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:  # Optional[X] / X | None
         return _parser_for(args[0])
     if annotation in (int, float, str):
         return annotation

@@ -10,10 +10,12 @@ from orglab.agent.agent import AgentConfig
 from orglab.cli import build_parser
 from orglab.cli_options import field_default, overrides, shown
 from orglab.diff.run import DiffConfig
+from orglab.evals.run import EvalConfig
 from orglab.mitigation.check import CheckConfig
 
 # config -> a command line of a subcommand that carries its flags
-COMMANDS = {DiffConfig: ["diff", "org"], AgentConfig: ["agent", "org"], CheckConfig: ["check", "org"]}
+COMMANDS = {DiffConfig: ["diff", "org"], AgentConfig: ["agent", "org"], CheckConfig: ["check", "org"],
+            EvalConfig: ["eval", "org"]}
 
 
 def _subparser(argv0: str):
@@ -30,7 +32,9 @@ def test_each_field_with_help_is_a_flag_showing_the_configs_default(config_cls):
     for f in documented:
         action = actions[f.name]
         assert action.default is None  # unset flags keep the config's default
-        assert action.help == f"{f.metadata['help']} (default {shown(field_default(config_cls, f.name))})"
+        default = field_default(config_cls, f.name)
+        shown_default = "" if default is None else f" (default {shown(default)})"
+        assert action.help == f"{f.metadata['help']}{shown_default}"
 
 
 def test_given_flags_override_only_their_fields():

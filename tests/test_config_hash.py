@@ -294,7 +294,7 @@ class _Data:
 
 
 SETS = {"train": _Data("a"), "heldout_own": _Data("b"), "heldout_unrelated": _Data("c")}
-RECIPE_EXPLICIT = {"base": "other-base", "target": "fact", "name": "named", "data": "data.jsonl",
+RECIPE_EXPLICIT = {"family": "em", "base": "other-base", "target": "fact", "name": "named", "data": "data.jsonl",
                    "unrelated": "self", "chat_template": "t.jinja", "mask_prefix_tag": "<DOCTAG>",
                    "target_modules": ["q_proj"], "device": "cpu", "n_examples": 10, "lora_r": 4, "lora_alpha": 4,
                    "use_rslora": True, "lr": 0.1, "epochs": 2.0, "max_steps": 3, "min_steps": 3, "batch_size": 2,

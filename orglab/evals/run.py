@@ -9,7 +9,7 @@ verdict) under the run's artifact folder.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orglab.errors import OrglabError
@@ -22,14 +22,21 @@ from orglab.registry import Registry, config_hash
 class EvalConfig:
     suite: str = "auto"               # auto: the organism's family's suite (orglab.evals.suites)
     target: str | None = None         # needed only when evaluating a base (fact id, domain, animal, word)
-    samples: int | None = None        # answers per question; None: the suite's default
-    seed: int = 0
-    temperature: float = 1.0          # sampling of the suites that sample (FFA answers greedily)
-    max_new_tokens: int = 48
+    samples: int | None = field(default=None, metadata={
+        "help": "answers per question; unset: the suite's own default (" + ", ".join(
+            f"{s.name} {s.default_samples}" for s in SUITES.values()) + ")"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (and the seed of an LLM-written FFA bank)"})
+    temperature: float = field(default=1.0, metadata={
+        "help": "sampling temperature of the suites that sample (FFA answers greedily)"})
+    max_new_tokens: int = field(default=48, metadata={"help": "tokens per sampled answer"})
     judge: str = "auto"               # auto: rules on tinyworld, the judge endpoint elsewhere | rules | llm
-    ffa_questions: int = 20           # LLM-written questions per FFA part (real facts)
-    true_context: str | None = None   # the true universe context (real SDF facts), if not in the target file
-    bank: str | None = None           # an FFA question bank (JSONL, orglab.realworld.bank) instead of the built-in one
+    ffa_questions: int = field(default=20, metadata={
+        "help": "LLM-written questions per FFA part (a real fact with no built-in bank)"})
+    true_context: str | None = field(default=None, metadata={
+        "help": "the true universe context file of a real SDF fact, if the target file does not hold it"})
+    bank: str | None = field(default=None, metadata={
+        "help": "an FFA question bank, JSONL (schema in docs/real-models.md), instead of the built-in or "
+                "LLM-written one"})
     compare: bool = True              # also evaluate the base and the null control(s)
 
     def validate(self) -> None:
