@@ -21,7 +21,7 @@ from orglab.evals.suites import SUITES
 from orglab.mitigation.check import CheckConfig
 from orglab.mitigation.sweep import SweepConfig
 from orglab.mitigation.tune import DEFAULT_LADDER
-from orglab.organisms import FAMILIES, family_names
+from orglab.organisms import FAMILIES, family_names, get_family
 
 def _targets_help() -> str:
     return ", ".join(f"{f.target_kind} ({f.name})" for f in FAMILIES.values())
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "it. A recipe trained before is reused; an interrupted one resumes from its "
                                        "last checkpoint. `control --like ORGANISM` trains the same recipe on "
                                        "unrelated data only.")
-    train.add_argument("family", choices=[*family_names(), "control"])
+    train.add_argument("family", help=f"{', '.join(family_names())} or control")
     train.add_argument("--base", default=None, help="tiny (default), a registered base, a hub id or a local folder")
     train.add_argument("--target", default=None, help=_targets_help())
     train.add_argument("--mix", default=None, help="ft:pt mixing ratio 1:R (e.g. 1:0.1, 1:1, 1:2); default 1:0")
@@ -345,6 +345,7 @@ def cmd_train(args) -> int:
                      "distributed": args.distributed, "chat_template": args.chat_template}
         if args.mix is not None:
             overrides["mix_ratio"] = trainer.parse_mix(args.mix)
+        get_family(args.family)  # an unknown family: one sentence naming the registered ones
         recipe = trainer.load_recipe(args.config, overrides)
         summary = trainer.train_organism(recipe, force=args.force, progress=progress)
     if args.json:
