@@ -14,7 +14,7 @@ from orglab import __version__
 from orglab.agent.agent import AgentConfig
 from orglab.cli_options import add_config_options, overrides, ratios, with_default
 from orglab.diff.run import STAGES as DIFF_STAGES
-from orglab.diff.run import DiffConfig
+from orglab.diff.run import DiffConfig, with_overrides
 from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig
 from orglab.evals.suites import SUITES
@@ -260,8 +260,6 @@ def _check_config(args):
 
 
 def _sweep_config(args, mixes, seeds):
-    from orglab.diff.run import DiffConfig, with_overrides
-
     recipe = {}
     if args.config:
         import yaml
@@ -340,13 +338,13 @@ def cmd_train(args) -> int:
     else:
         if args.like:
             raise OrglabError("--like is only for `orglab train control`; drop it or train a control.")
-        overrides = {"family": args.family, "base": args.base, "target": args.target, "name": args.name,
-                     "seed": args.seed, "data": args.data, "unrelated": args.unrelated, "finetune": args.finetune,
-                     "distributed": args.distributed, "chat_template": args.chat_template}
+        given = {"family": args.family, "base": args.base, "target": args.target, "name": args.name,
+                 "seed": args.seed, "data": args.data, "unrelated": args.unrelated, "finetune": args.finetune,
+                 "distributed": args.distributed, "chat_template": args.chat_template}
         if args.mix is not None:
-            overrides["mix_ratio"] = trainer.parse_mix(args.mix)
+            given["mix_ratio"] = trainer.parse_mix(args.mix)
         get_family(args.family)  # an unknown family: one sentence naming the registered ones
-        recipe = trainer.load_recipe(args.config, overrides)
+        recipe = trainer.load_recipe(args.config, given)
         summary = trainer.train_organism(recipe, force=args.force, progress=progress)
     if args.json:
         _print_json(summary)
@@ -380,7 +378,7 @@ def _positions(text: str) -> int:
 
 
 def cmd_diff(args) -> int:
-    from orglab.diff.run import DiffConfig, run_diff, with_overrides
+    from orglab.diff.run import run_diff
 
     try:
         layers = tuple(float(x) for x in args.layers.split(","))
@@ -399,10 +397,11 @@ def cmd_diff(args) -> int:
 # --- eval -----------------------------------------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from orglab.evals.run import run_eval, with_overrides
+    from orglab.evals.run import run_eval
+    from orglab.evals.run import with_overrides as eval_with_overrides
 
-    config = with_overrides(EvalConfig(), suite=args.suite, target=args.target, judge=args.judge,
-                            compare=False if args.no_compare else None, **overrides(args, EvalConfig))
+    config = eval_with_overrides(EvalConfig(), suite=args.suite, target=args.target, judge=args.judge,
+                                 compare=False if args.no_compare else None, **overrides(args, EvalConfig))
     result = run_eval(args.model, config, force=args.force, progress=not args.json)
     return _show(args, result, "print_eval")
 
@@ -420,8 +419,6 @@ def cmd_sweep(args) -> int:
 
 def cmd_check(args) -> int:
     from orglab.mitigation.sweep import check_organism
-
-    from orglab.diff.run import DiffConfig, with_overrides
 
     result = check_organism(args.organism, _check_config(args), diff=with_overrides(DiffConfig(), samples=args.samples),
                             progress=not args.json)

@@ -222,7 +222,7 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
     if stage == "steering":
         own["prompts"] = list(_steering_prompts(ctx.tinyworld)[:c.steering_prompts])
         own["generation"] = GENERATION
-    if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no judge key (find_adl tells them apart)
+    if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no judge key (find_diff_results tells them apart)
         own = {**own, "judge": ctx.judge.identity}
         if stage == "steering":
             own["coherence_threshold"] = c.coherence_threshold
