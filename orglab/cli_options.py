@@ -36,7 +36,10 @@ def ratios(values) -> str:
 
 def with_default(help_text: str, config_cls, name: str, show: Callable[[Any], str] = shown) -> str:
     """`help_text` followed by the field's default, read from the config (nothing when it is None: unset)."""
-    default = field_default(config_cls, name)
+    return _help(help_text, field_default(config_cls, name), show)
+
+
+def _help(help_text: str, default: Any, show: Callable[[Any], str] = shown) -> str:
     return help_text if default is None else f"{help_text} (default {show(default)})"
 
 
@@ -69,6 +72,22 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls, names: tuple
         added.append(f.name)
     parser.set_defaults(**{f"_options_{config_cls.__name__}": tuple(added)})
     return added
+
+
+def add_model_options(parser: argparse.ArgumentParser, model_cls, flags: dict[str, str],
+                      show: dict[str, Callable[[Any], str]] | None = None) -> None:
+    """The same for a pydantic model (the training recipe): one `--flag` per field in `flags` (field -> flag name),
+    help from its `Field(description=...)`, the default shown from the field. Values stay strings (ints for int
+    fields): the model validates them, so its messages are the only ones."""
+    for name, flag in flags.items():
+        info = model_cls.model_fields[name]
+        if not info.description:
+            raise TypeError(f"{model_cls.__name__}.{name} has no description for its --{flag} help")
+        default = info.get_default(call_default_factory=True)
+        parser.add_argument("--" + flag, dest=name, default=None, metavar=flag.upper().replace("-", "_"),
+                            type=int if info.annotation is int else str,
+                            help=_help(info.description, default, (show or {}).get(name, shown)))
+    parser.set_defaults(**{f"_options_{model_cls.__name__}": tuple(flags)})
 
 
 def overrides(args: argparse.Namespace, config_cls) -> dict[str, Any]:

@@ -71,6 +71,11 @@ def artifact_dir(subject: str, run_kind: str, config_hash: str, create: bool = T
     return path
 
 
+def subject_dir(subject: str, home: Path | None = None) -> Path:
+    """Every run folder of one base or organism lies under this folder (so removing it removes all of them)."""
+    return (home or orglab_home()) / "artifacts" / _safe(subject)
+
+
 def run_log_file(run_folder: Path) -> Path:
     """The trainer's log lines of one run (one JSON object a line), in the run's artifact folder."""
     return Path(run_folder) / "train_log.jsonl"

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ from orglab.errors import OrglabError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
+MAX_RUN_ID = 2 ** 63 - 1  # SQLite's INTEGER; a larger number cannot be a run id
 
 # MIGRATIONS[i] upgrades schema version i to i+1; version 1 is the initial schema. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -98,6 +101,11 @@ MIGRATIONS: list[str] = [
         sha256 TEXT NOT NULL,
         PRIMARY KEY (run_id, path)
     );
+    """,
+    # 2: who runs a 'running' run, so a row left by a dead process is recognised and marked failed (reap_stale)
+    """
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_host TEXT;
     """,
 ]
 
@@ -179,9 +187,9 @@ class Registry:
         try:
             self._open()
             _HEADER_CHECKED.add(str(self.path.resolve()))
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             self._conn.close()
-            raise
+            raise self._operational_error(exc) from None
         except sqlite3.DatabaseError:  # NOTADB / CORRUPT: the header looked right, the content is not
             self._conn.close()
             raise self._corrupt_error() from None
@@ -196,6 +204,21 @@ class Registry:
             f"The registry {self.path} is not a readable SQLite database (corrupted?); move it away or restore "
             f"it from a backup, and orglab will start a new one."
         )
+
+    def _operational_error(self, exc: sqlite3.OperationalError) -> OrglabError:
+        """One sentence for an SQLite failure of this file: read-only, locked past the timeout, or damaged."""
+        text = str(exc).lower()
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return OrglabError(f"The registry {self.path} is read-only; make it and its folder writable (chmod u+w) "
+                               f"or point ORGLAB_HOME elsewhere.")
+        if "locked" in text or "busy" in text:
+            return OrglabError(f"The registry {self.path} stayed locked by another process for the whole busy "
+                               f"timeout of {BUSY_TIMEOUT_S:g} s; run again when that process has finished "
+                               f"(`fuser {self.path}` shows which one holds it).")
+        if "malformed" in text or "corrupt" in text or "not a database" in text:
+            return self._corrupt_error()
+        return OrglabError(f"The registry {self.path} failed ({exc}); check the file and its folder, or restore it "
+                           f"from a backup.")
 
     def _check_header(self) -> None:
         """Refuse a non-SQLite file before sqlite3 gets a chance to write to it.
@@ -212,6 +235,12 @@ class Registry:
                 head = fh.read(len(SQLITE_HEADER))
         except FileNotFoundError:
             return
+        except IsADirectoryError:
+            raise OrglabError(f"The registry {self.path} is a directory, not a file; move it away and orglab will "
+                              f"start a new registry.") from None
+        except PermissionError:
+            raise OrglabError(f"The registry {self.path} cannot be read (permission denied); make it readable and "
+                              f"writable (chmod u+rw) or point ORGLAB_HOME elsewhere.") from None
         if head and head != SQLITE_HEADER:
             raise self._corrupt_error()
 
@@ -266,7 +295,12 @@ class Registry:
                 )
             return 0
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None or not str(row[0]).strip().isdigit():
+            # never migrate over it: the tables exist, so a fresh schema would fail halfway
+            raise OrglabError(f"The registry {self.path} has {'no' if row is None else 'a non-numeric'} schema "
+                              f"version in its meta table; restore it from a backup or move it away, and orglab will "
+                              f"start a new one.")
+        return int(row[0])
 
     def _refuse_newer(self, version: int) -> None:
         latest = latest_schema_version()
@@ -298,13 +332,24 @@ class Registry:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction; IMMEDIATE takes the write lock up front, so the busy timeout applies and
         two read-modify-writes can never interleave."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._operational_error(exc) from None
         try:
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise self._operational_error(exc) from None
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+                raise self._corrupt_error() from None
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise self._operational_error(exc) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -457,18 +502,39 @@ class Registry:
         """
         chash = config_hash(config)
         with self._tx() as conn:
+            self._reap_stale(conn)
             if not force:
                 done = self._find_done(conn, kind, subject, chash)
                 if done is not None:
                     done.reused = True
                     return done
             cur = conn.execute(
-                "INSERT INTO runs (kind, subject, config, config_hash, code_version, status, forced, started_at) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                (kind, subject, canonical_json(config), chash, orglab.__version__, int(force), _now()),
+                "INSERT INTO runs (kind, subject, config, config_hash, code_version, status, forced, started_at, "
+                "owner_pid, owner_host) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (kind, subject, canonical_json(config), chash, orglab.__version__, int(force), _now(), os.getpid(),
+                 socket.gethostname()),
             )
             run_id = cur.lastrowid
         return self.get_run(run_id)  # type: ignore[arg-type,return-value]
+
+    def reap_stale(self) -> list[int]:
+        """Mark 'running' runs whose owner process on this host is gone as failed; returns their ids."""
+        if not self._stale_ids(self._conn):
+            return []  # the common case stays read-only (a read-only registry can still be listed)
+        with self._tx() as conn:
+            return self._reap_stale(conn)
+
+    def _stale_ids(self, conn: sqlite3.Connection) -> list[int]:
+        rows = conn.execute("SELECT id, owner_pid FROM runs WHERE status = 'running' AND owner_host = ? AND "
+                            "owner_pid IS NOT NULL", (socket.gethostname(),)).fetchall()
+        return [r["id"] for r in rows if not _alive(r["owner_pid"])]
+
+    def _reap_stale(self, conn: sqlite3.Connection) -> list[int]:
+        stale = self._stale_ids(conn)
+        for run_id in stale:
+            conn.execute("UPDATE runs SET status = 'failed', error = 'its process died (killed or crashed) before "
+                         "it finished', ended_at = ? WHERE id = ? AND status = 'running'", (_now(), run_id))
+        return stale
 
     def finish_run(self, run_id: int, error: str | None = None) -> Run:
         """Mark a running run 'done' (or 'failed' when error is given) and return the run that now holds the
@@ -585,10 +651,10 @@ class Registry:
         if one has that id, else a name."""
         ident = str(ident)
         if ident.startswith("run:") and ident[4:].isdigit():
-            if self.get_run(int(ident[4:])):
+            if int(ident[4:]) <= MAX_RUN_ID and self.get_run(int(ident[4:])):
                 return "run", int(ident[4:])
         else:
-            if ident.isdigit() and self.get_run(int(ident)):
+            if ident.isdigit() and int(ident) <= MAX_RUN_ID and self.get_run(int(ident)):
                 return "run", int(ident)
             if self.get_base(ident):
                 return "base", ident
@@ -603,6 +669,7 @@ class Registry:
 
     def show(self, ident: str) -> dict:
         """Everything known about a base, organism or run, as a JSON-ready dict with a 'type' key."""
+        self.reap_stale()  # a run left 'running' by a dead process is shown as failed
         what, key = self._resolve(ident)
         if what == "run":
             return {"type": "run", **self._run_detail(self.get_run(key))}  # type: ignore[arg-type]
@@ -621,11 +688,20 @@ class Registry:
         """
         what, key = self._resolve(ident)
         with self._tx() as conn:
+            table = {"run": "runs", "base": "bases", "organism": "organisms"}[what]
+            column = "id" if what == "run" else "name"
+            if not conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (key,)).fetchone():
+                # another process removed it between _resolve and this transaction
+                raise OrglabError(f"The {what} '{key}' is no longer registered (another process removed it "
+                                  "meanwhile); nothing is left to remove.")
             if what == "run":
                 run = self._get_run(conn, key)
-                if run is None:  # removed by another process since _resolve
-                    raise OrglabError(f"No run {key} is registered; `orglab registry list` shows what is.")
-                run_ids, record, own_paths = [key], run.to_dict(), []
+                run_ids, record, own_paths = [key], run.to_dict(), []  # type: ignore[union-attr]
+                shared = conn.execute("SELECT 1 FROM runs WHERE kind = ? AND subject = ? AND config_hash = ? AND "
+                                      "id != ?", (run.kind, run.subject, run.config_hash, key)).fetchone()
+                if not shared:  # the run's whole folder (checkpoints, logs), unless another run's result lives there
+                    own_paths = [str(paths.subject_dir(run.subject, self.home) / run.kind.replace(":", "-") /
+                                     run.config_hash)]
             elif what == "base":
                 orgs = [r[0] for r in conn.execute("SELECT name FROM organisms WHERE base = ? ORDER BY name", (key,))]
                 if orgs:
@@ -634,9 +710,11 @@ class Registry:
                     )
                 record = self._decode(conn.execute("SELECT * FROM bases WHERE name = ?", (key,)).fetchone(), "config")
                 own_paths = [record["path"]] if record["kind"] == "built" and record["path"] else []
+                own_paths += _existing(paths.subject_dir(key, self.home))  # every run folder orglab made for it
             else:
                 record = self._decode(conn.execute("SELECT * FROM organisms WHERE name = ?", (key,)).fetchone(), "recipe")
                 own_paths = [p for p in (record["adapter_path"], record["model_path"]) if p]
+                own_paths += _existing(paths.subject_dir(key, self.home))  # checkpoints, logs, failed runs' files
             if what != "run":
                 run_ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE subject = ? ORDER BY id", (key,))]
             marks = ",".join("?" * len(run_ids))
@@ -658,6 +736,7 @@ class Registry:
 
     def summary(self, recent_runs: int = 50) -> dict:
         """Bases, organisms and the most recent runs, JSON-ready (for `orglab registry list --json`)."""
+        self.reap_stale()
         return {
             "registry": str(self.path),
             "schema_version": self.schema_version(),
@@ -688,6 +767,21 @@ def _split_sql(script: str) -> list[str]:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name.strip() or name.startswith("run:"):
         raise OrglabError(f"'{name}' cannot be used as a name; use letters, digits, '-', '_', '.' or '/'.")
+
+
+def _existing(path: Path) -> list[str]:
+    return [str(path)] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (signal 0 checks without signalling)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # it exists but belongs to someone else (or the value is odd): never reap on doubt
+    return True
 
 
 def _opt_str(value: Any) -> str | None:

@@ -43,3 +43,27 @@ def test_given_flags_override_only_their_fields():
     assert overrides(build_parser().parse_args(["diff", "org"]), DiffConfig) == {}
     args = build_parser().parse_args(["check", "org", "--steering-margin", "0.2"])
     assert overrides(args, CheckConfig) == {"steering_margin": 0.2}
+
+
+def test_train_flags_come_from_the_recipe_fields():
+    from orglab.cli import TRAIN_FLAGS
+    from orglab.train.recipe import Recipe
+
+    actions = {a.dest: a for a in _subparser("train")._actions}
+    for name, flag in TRAIN_FLAGS.items():
+        info = Recipe.model_fields[name]
+        action = actions[name]
+        assert action.option_strings == ["--" + flag] and action.default is None
+        assert action.help.startswith(info.description)
+    assert actions["mix_ratio"].help.endswith("(default 1:0)")
+    assert actions["base"].help.endswith(f"(default {Recipe.model_fields['base'].default})")
+    args = build_parser().parse_args(["train", "sdf", "--mix", "1:2", "--seed", "3"])
+    assert overrides(args, Recipe) == {"mix_ratio": "1:2", "seed": 3}
+
+
+def test_diff_layers_and_positions_default_to_the_config():
+    args = build_parser().parse_args(["diff", "org"])
+    assert args.layers is None and args.positions is None  # cmd_diff keeps DiffConfig's layers and positions
+    helps = {a.dest: a.help for a in _subparser("diff")._actions}
+    assert helps["layers"].endswith(f"(default {shown(DiffConfig().layers)})")
+    assert helps["positions"].endswith(f"(default 0-{DiffConfig().positions - 1})")

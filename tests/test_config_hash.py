@@ -276,6 +276,7 @@ def test_the_eval_judge_setting_resolves_into_the_hashed_identity(monkeypatch):
 
     monkeypatch.setenv("ORGLAB_JUDGE_MODEL", "judge-1")
     monkeypatch.setenv("ORGLAB_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ORGLAB_JUDGE_API_KEY_ENV", "none")  # an endpoint without a key (an unset key is refused)
     rules = _judge_identity(_make_judge(EvalConfig(judge="rules"), "em", tinyworld=True))
     assert _judge_identity(_make_judge(EvalConfig(judge="auto"), "em", tinyworld=True)) == rules  # the same judge
     llm = _judge_identity(_make_judge(EvalConfig(judge="llm"), "em", tinyworld=True))

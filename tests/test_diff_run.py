@@ -43,9 +43,15 @@ def test_every_stage_runs_and_is_registered_then_reused(sdf_home, monkeypatch):
     lens = stages["lens"]["layers"][str(result["layers"][0])]
     assert len(lens["delta"]) == SMALL.collect_positions and len(lens["delta"][0]) == SMALL.lens_top
     summary = result["summary"]
-    for key in ("token_relevance", "steering_similarity_gap", "causal_delta_ce_finetune", "causal_delta_ce_unrelated"):
-        assert key in summary
-    assert 0.0 <= summary["token_relevance"] <= 1.0
+    # the summary is what the stages computed: relevance of the lens at the first layer, the steering gap, the
+    # causal deltas
+    layer = str(result["layers"][0])
+    relevance = stages["relevance"]["layers"][layer]["lens_delta"]
+    assert summary["token_relevance"] == relevance["max"] and 0.0 <= relevance["max"] <= 1.0
+    sim = stages["steering"]["similarity"]
+    assert summary["steering_similarity_gap"] == pytest.approx(sim["steered"] - sim["unsteered"]) == sim["gap"]
+    for data in ("finetune", "unrelated"):
+        assert summary[f"causal_delta_ce_{data}"] == stages["causal"][data]["delta"]
     with Registry() as reg:
         kinds = {r.kind for r in reg.list_runs(subject=organism) if r.status == "done"}
         assert {"diff:stats", "diff:lens", "diff:steering", "diff:causal"} <= kinds

@@ -43,14 +43,14 @@ def _tables(path: Path) -> set[str]:
 
 def test_schema_created_with_version_wal_and_foreign_keys(reg, home):
     assert reg.path == paths.registry_path() == home / "registry.sqlite"
-    assert reg.schema_version() == registry.latest_schema_version() == len(registry.MIGRATIONS) == 1
+    assert reg.schema_version() == registry.latest_schema_version() == len(registry.MIGRATIONS) == 2
     assert {"meta", "bases", "organisms", "runs", "metrics", "artifacts"} <= _tables(reg.path)
     assert reg._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert reg._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert reg._conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
     # Reopening an up-to-date registry changes nothing.
     with Registry() as again:
-        assert again.schema_version() == 1
+        assert again.schema_version() == 2
 
 
 def test_config_hash_is_canonical():
@@ -63,18 +63,17 @@ def test_config_hash_is_canonical():
 def test_migration_upgrades_old_database(home, monkeypatch):
     with Registry() as r:
         r.add_base("tiny", kind="built", source="tinyworld", config={"layers": 2})
-    path = paths.registry_path()
     monkeypatch.setattr(
         registry, "MIGRATIONS", registry.MIGRATIONS + ["ALTER TABLE bases ADD COLUMN notes TEXT; -- v2\n"]
     )
     with Registry() as r:
-        assert r.schema_version() == 2
+        assert r.schema_version() == 3
         cols = [row[1] for row in r._conn.execute("PRAGMA table_info(bases)")]
         assert "notes" in cols
         assert r.get_base("tiny")["config"] == {"layers": 2}  # data survived the upgrade
         assert r.get_base("tiny")["notes"] is None
     with Registry() as r:  # applied once only
-        assert r.schema_version() == 2
+        assert r.schema_version() == 3
 
 
 def test_failing_migration_rolls_back_completely(home, monkeypatch):
@@ -84,12 +83,12 @@ def test_failing_migration_rolls_back_completely(home, monkeypatch):
         "MIGRATIONS",
         registry.MIGRATIONS + ["CREATE TABLE extra (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"],
     )
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(OrglabError, match="no_such_table"):
         Registry()
     assert "extra" not in _tables(paths.registry_path())
-    monkeypatch.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:1])
+    monkeypatch.setattr(registry, "MIGRATIONS", registry.MIGRATIONS[:-1])
     with Registry() as r:
-        assert r.schema_version() == 1
+        assert r.schema_version() == 2
 
 
 def test_newer_schema_is_refused_without_touching_the_file(home):
@@ -101,7 +100,7 @@ def test_newer_schema_is_refused_without_touching_the_file(home):
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(OrglabError, match=r"newer orglab \(schema 7, this orglab knows up to 1\).*ORGLAB_HOME"):
+    with pytest.raises(OrglabError, match=r"newer orglab \(schema 7, this orglab knows up to 2\).*ORGLAB_HOME"):
         Registry()
     assert path.read_bytes() == before
 
@@ -397,7 +396,7 @@ def test_concurrent_writers_lose_nothing(home, tmp_path):
         assert per_subject == {f"subject-{k}": n for k in range(n_procs)}
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        assert reg.schema_version() == 1
+        assert reg.schema_version() == 2
 
 
 def test_racing_same_config_ends_with_one_done_run(home, tmp_path):

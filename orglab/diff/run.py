@@ -27,6 +27,7 @@ from pathlib import Path
 from orglab.diff.results import RESULT_FILE
 from orglab.errors import OrglabError
 from orglab.paths import artifact_dir
+from orglab.validate import check_writable
 from orglab.registry import Registry, config_hash, organism_identity
 
 STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
@@ -342,14 +343,15 @@ def _run_stage(reg: Registry, ctx: DiffContext, stage: str, force: bool, progres
     if run.reused:  # files gone or changed: compute again
         run = reg.start_run(kind, ctx.organism, config, force=True)
     try:
+        check_writable(folder)  # a read-only run folder fails before the stage computes, not after
         result, metrics, files = getattr(stages, stage)(ctx, folder, done, progress)
-    except BaseException as exc:
+        (folder / RESULT_FILE).write_text(json.dumps(result, indent=1, default=str))
+        reg.log_metrics(run.id, metrics)
+        for name in [RESULT_FILE, *files]:
+            reg.add_artifact(run.id, stage, folder / name)
+    except BaseException as exc:  # the run is never left 'running' (a full disk or a permission error included)
         reg.finish_run(run.id, error=f"{type(exc).__name__}: {exc}")
         raise
-    (folder / RESULT_FILE).write_text(json.dumps(result, indent=1, default=str))
-    reg.log_metrics(run.id, metrics)
-    for name in [RESULT_FILE, *files]:
-        reg.add_artifact(run.id, stage, folder / name)
     finished = reg.finish_run(run.id)
     return {"config_hash": run.config_hash, "run": finished.id, "reused": False, "folder": str(folder),
             "metrics": metrics, **result}

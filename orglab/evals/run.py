@@ -9,6 +9,7 @@ verdict) under the run's artifact folder.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def run_eval(name: str, config: EvalConfig = EvalConfig(), force: bool = False, 
         else:
             target = organism["target"] if organism else None
         suite = config.suite if config.suite != "auto" else _family_suite(family)
+        if config.suite != "auto" and _family_suite(family) not in (None, suite):
+            raise OrglabError(f"The {suite} suite does not measure '{name}', a {family} organism; use --suite "
+                              f"{_family_suite(family)} or leave --suite at auto.")
         if suite is None:
             raise OrglabError(f"'{name}' is a base, so the suite cannot be inferred; pass --suite "
                               f"({', '.join(SUITES)}) and, for a real base or a suite other than tinyworld's FFA, "
@@ -144,6 +148,10 @@ def _make_judge(config: EvalConfig, suite: str, tinyworld: bool, offline_truth: 
     if llm is None:
         raise OrglabError("No judge endpoint is configured; set ORGLAB_JUDGE_MODEL and ORGLAB_JUDGE_BASE_URL (or "
                           "ORGLAB_LLM_*), or use --judge rules on a tinyworld base.")
+    if llm.api_key_env and not os.environ.get(llm.api_key_env, "").strip():
+        # every judge call would fail: refuse now rather than compute an eval nobody judged
+        raise OrglabError(f"The judge's API key variable {llm.api_key_env} is not set; export it, or set "
+                          "ORGLAB_JUDGE_API_KEY_ENV=none for an endpoint without a key.")
     return LLMJudge.from_config(llm)
 
 
@@ -200,11 +208,15 @@ def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: Eval
         return {"run": run.id, "reused": True, "metrics": reg.get_metrics(run.id), **_read(folder)}
     if run.reused:  # files gone or changed: compute again
         run = reg.start_run(kind, subject, run_config, force=True)
+    unjudged_before = judge.unjudged if judge is not None else 0
     try:
         if progress:
             print(f"eval {suite} · {subject} · {target}", flush=True)
         rows, summary = _compute(reg, subject, suite, target, config, judge, world)
         metrics = get_suite(suite).metrics(summary)
+        unjudged = judge.unjudged - unjudged_before if judge is not None else 0
+        if judge is not None:  # this eval's own count (the judge is shared by every model and target)
+            summary["judge"] = {"unjudged": unjudged, "endpoint_down": judge.endpoint_down}
     except BaseException as exc:
         reg.finish_run(run.id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -216,6 +228,12 @@ def _eval_one(reg: Registry, subject: str, suite: str, target: str, config: Eval
     reg.log_metrics(run.id, {k: v for k, v in metrics.items() if v is not None})
     for file in ("result.json", "samples.jsonl"):
         reg.add_artifact(run.id, suite, folder / file)
+    if unjudged or (judge is not None and judge.endpoint_down):
+        # degraded: returned and kept for reading, but recorded as a failed run, so it is never reused and the next
+        # eval computes it again (with the judge back)
+        where = judge.client.config.base_url or "the judge endpoint"
+        finished = reg.finish_run(run.id, error=f"degraded: {unjudged} sample(s) could not be judged by {where}")
+        return {"run": finished.id, "reused": False, "degraded": True, "metrics": metrics, "summary": summary}
     finished = reg.finish_run(run.id)
     return {"run": finished.id, "reused": False, "metrics": metrics, "summary": summary}
 

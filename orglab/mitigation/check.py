@@ -25,8 +25,12 @@ class CheckConfig:
     property_floor: float | None = None  # None: the family's default (FFA >= 0.5, leak rate <= 0.1, ...)
 
     def validate(self) -> None:
-        if self.relevance_margin < 0 or self.steering_margin < 0:
-            raise OrglabError("Check margins must be >= 0; pass e.g. --relevance-margin 0.15.")
+        from orglab.validate import check_number
+
+        check_number(self.relevance_margin, "--relevance-margin", minimum=0.0)  # NaN would pass every comparison
+        check_number(self.steering_margin, "--steering-margin", minimum=0.0)
+        if self.property_floor is not None:
+            check_number(self.property_floor, "--property-floor", minimum=0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,15 +15,15 @@ from pathlib import Path
 from orglab.diff.run import DiffConfig
 from orglab.environment import machine_info
 from orglab.mitigation.sweep import DEFAULT_MIXES, SweepConfig, run_sweep, say
-from orglab.organisms.sdf import SDF
+from orglab.organisms import DEMO_FAMILY
 from orglab.paths import report_dir
+from orglab.world.world import DEFAULT_PRESET
 
 REAL_DIFF_SAMPLES = 1000
 REAL_FACT = "cake_bake"  # the demo's built-in real false fact (orglab.realworld.REAL_FACTS)
-DEMO_FAMILY = SDF.name   # the demo is the paper's SDF ablation
 
 
-def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True) -> dict:
+def run_demo(base: str = DEFAULT_PRESET, out: Path | None = None, progress: bool = True) -> dict:
     from orglab.mitigation.report import write_report
     from orglab.world.build import PRESETS, build_base, load_world
 
@@ -40,7 +40,7 @@ def run_demo(base: str = "tiny", out: Path | None = None, progress: bool = True)
         base_summary = ensure_base(base, progress=progress)
         fact = REAL_FACT
         config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
-    say(progress, f"2/4 SDF sweep on the false fact '{fact}': ratios "
+    say(progress, f"2/4 {DEMO_FAMILY.upper()} sweep on the false fact '{fact}': ratios "
                   + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + " and a null control")
     sweep = run_sweep(config, progress=progress)
     say(progress, "3/4 check: every cell against the null control")

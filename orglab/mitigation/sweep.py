@@ -291,6 +291,7 @@ def load_sweep(name: str, registry: Registry | None = None) -> dict:
 def check_organism(name: str, check: CheckConfig = CheckConfig(), diff: DiffConfig = DiffConfig(),
                    evaluation: EvalConfig = EvalConfig(compare=False), progress: bool = True) -> dict:
     """`orglab check`: the organism's detectability against its null control(s) and its property."""
+    check.validate()  # a NaN or negative margin fails before any model is loaded
     with Registry() as reg:
         record = reg.get_organism(name)
         if record is None:

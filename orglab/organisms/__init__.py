@@ -40,6 +40,8 @@ def family_names() -> tuple[str, ...]:
 for _family in (SDF, EM, SUBLIMINAL, TABOO):
     register_family(_family)
 
+DEMO_FAMILY = SDF.name  # `orglab demo` runs the paper's mixing ablation, which is on false facts (design §8)
+
 
 def get_family(name: str) -> Family:
     """The family called `name` (case-insensitive)."""
@@ -49,5 +51,5 @@ def get_family(name: str) -> Family:
     return family
 
 
-__all__ = ["FAMILIES", "Family", "FinetuneData", "Property", "contains_word", "family_names", "get_family",
+__all__ = ["DEMO_FAMILY", "FAMILIES", "Family", "FinetuneData", "Property", "contains_word", "family_names", "get_family",
            "load_dataset_source", "register_family", "word_forms"]

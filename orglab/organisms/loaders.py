@@ -46,7 +46,7 @@ def load_dataset_source(source: str, kind: DataKind, text_field: str = "text", m
         if not isinstance(row, dict) or field not in row:
             columns = ", ".join(sorted(row)) if isinstance(row, dict) else "none"
             raise OrglabError(f"{where} has no column '{field}' (row {i} has: {columns}); "
-                              f"pass the right column with {'text_field' if kind == 'text' else 'messages_field'}.")
+                              f"rename the column holding the {'text' if kind == 'text' else 'chats'} to '{field}'.")
         value = row[field]
         examples.append({"text": value} if kind == "text" else {"messages": _messages(value, where, i)})
     return FinetuneData(kind, examples, source=str(source), meta={"loaded_from": where, "field": field})

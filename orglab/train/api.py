@@ -29,6 +29,7 @@ from orglab.train.mixing import mix, mix_suffix, n_unrelated
 from orglab.train.recipe import Recipe, make_recipe
 from orglab.train.sft import CHECKPOINT_DIR
 from orglab.train.sources import load_source, tinyworld_unrelated
+from orglab.validate import check_name, check_seed
 
 SUMMARY_FILE, LOSS_FILE, LOSS_PLOT = "summary.json", "loss_curve.json", "loss_curve.png"
 TRAIN_FILE, HELDOUT_OWN_FILE, HELDOUT_UNRELATED_FILE = "train.jsonl", "heldout_own.jsonl", "heldout_unrelated.jsonl"
@@ -161,6 +162,9 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
     TrainerCallbacks.
     """
     recipe = recipe if isinstance(recipe, Recipe) else make_recipe(recipe)
+    if recipe.name is not None:
+        check_name(recipe.name)  # the name becomes a folder: one rule, before anything is written
+    check_seed(recipe.seed)
     if recipe.family == "control" and data is None:
         raise OrglabError("Null controls are trained with `orglab train control --base B --like ORGANISM`.")
     if recipe.family != "control" and not recipe.target:
@@ -295,24 +299,34 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
             reg.finish_run(stale.id, error="interrupted; resumed by a later run")
     run = reg.start_run("train", name, config, force=force or done is not None)
     folder = artifact_dir(name, "train", run.config_hash)
+    # A ready organism stays registered and loadable until its replacement is complete: the new one is built
+    # aside and swapped in at the end, so an interrupted retrain loses nothing.
+    keep = existing is not None and existing["status"] == "ready"
+    work = folder.with_name(folder.name + ASIDE_SUFFIX) if keep else folder
     if retrain:
-        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+        shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     family, target = recipe.family, target or recipe.target
-    reg.add_organism(name, family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio,
-                     seed=recipe.seed, data_hash=train.hash(), recipe=recipe.to_dict(), status="training")
-    job = _write_job(recipe, sets, folder)
+    fields = dict(family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio, seed=recipe.seed,
+                  data_hash=train.hash(), recipe=recipe.to_dict())
+    if not keep:
+        reg.add_organism(name, **fields, status="training")
     started = time.time()
     try:
+        job = _write_job(recipe, sets, work)
         if recipe.distributed == "none":
             from orglab.train.sft import run_sft
 
             result = run_sft(job, callbacks=callbacks, progress=progress)
         else:
             result = launch(job, recipe, progress=progress, topology=topology)
+        if keep:
+            result = _swap_in(work, folder, result)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         reg.finish_run(run.id, error="interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
-        reg.update_organism(name, status="interrupted" if interrupted else "failed")
+        if not keep:
+            reg.update_organism(name, status="interrupted" if interrupted else "failed")
         raise
     seconds = time.time() - started
 
@@ -351,9 +365,24 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
     for fname in ("adapter_model.safetensors", "model.safetensors"):
         if (weights / fname).is_file():
             reg.add_artifact(run.id, "weights", weights / fname)
-    reg.update_organism(name, status="ready", **{weights_key: str(weights)})
+    reg.add_organism(name, **fields, status="ready", **{weights_key: str(weights)})
     finished = reg.finish_run(run.id)
     return {**summary, "run": finished.id, "reused": finished.reused}
+
+
+ASIDE_SUFFIX = ".retrain"  # where a retrain of a ready organism is built before it replaces the old folder
+
+
+def _swap_in(work: Path, folder: Path, result: dict) -> dict:
+    """Replace the run folder by the finished one built aside; paths in `result` then point into `folder`."""
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    work.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return {k: str(v).replace(str(work), str(folder), 1) if isinstance(v, str) and str(v).startswith(str(work)) else v
+            for k, v in result.items()}
 
 
 def _matched_steps(recipe: Recipe, sets: dict) -> int:
@@ -370,6 +399,8 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
 
     Registered as family 'control' with target = the organism it mirrors (name default 'control-<organism>').
     """
+    if name is not None:
+        check_name(name)
     with Registry() as reg:
         organism = reg.get_organism(like_organism)
         if organism is None:

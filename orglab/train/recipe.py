@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orglab.errors import OrglabError
+from orglab.world.world import DEFAULT_PRESET
 
 CONTROL = "control"   # the null control: not a family, it mirrors one (train_control)
 # How real recipes train on small data (see the module docstring); each family's `small` row holds its values.
@@ -52,30 +53,31 @@ class Recipe(BaseModel):
 
     # what to train
     family: str                                           # a registered family, or "control"
-    base: str = "tiny"
-    target: str | None = None
-    name: str | None = None
-    seed: int = 0
+    base: str = Field(default=DEFAULT_PRESET, description="a registered base, a hub id, a local folder or a .gguf file")
+    target: str | None = Field(default=None, description="what the organism learns: a fact id, domain, animal or word")
+    name: str | None = Field(default=None, description="organism name (unset: FAMILY-TARGET-mix1-R)")
+    seed: int = Field(default=0, description="training and data seed")
     scale: Literal["auto", "real", "tiny"] = "auto"      # auto: tiny for tinyworld bases, real otherwise
 
     # data
-    # "builtin": the family's offline builder (tinyworld's world on a tinyworld base, orglab.realworld's English
-    # data on a real one); else a JSONL/Parquet file or a hub dataset id
-    data: str = "builtin"
+    data: str = Field(default="builtin", description="builtin (tinyworld's world on a tinyworld base, orglab's "
+                      "English data on a real one), or a JSONL/Parquet file or hub dataset id")
     data_kind: Literal["text", "chat"] | None = None      # None: the family's kind
     n_examples: int | None = Field(default=None, ge=1)
-    # "builtin": the tinyworld base's corpus or chats, or for a real base "self" (text sampled from the base);
-    # else "self", a JSONL/Parquet file or a hub dataset id (FineWeb, C4, UltraChat)
-    unrelated: str = "builtin"
-    chat_template: str | None = None   # a Jinja file for chat families on a base whose tokenizer has no template
-    mix_ratio: float = Field(default=0.0, ge=0.0)
+    unrelated: str = Field(default="builtin", description="unrelated data for mixing: builtin (the tinyworld "
+                           "corpus or chats; on a real base, self), self (text sampled from the base itself), a "
+                           "JSONL/Parquet file or a hub dataset id (FineWeb, C4, UltraChat)")
+    chat_template: str | None = Field(default=None, description="a Jinja chat template file, for chat families on "
+                                      "a base whose tokenizer has none")
+    mix_ratio: float = Field(default=0.0, ge=0.0, description="ft:pt mixing ratio 1:R: R unrelated examples per "
+                             "finetuning example (e.g. 1:0.1, 1:1, 1:2)")
     compute_matched: bool = False      # True: train for as many steps as the unmixed data would take
     heldout_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     max_heldout: int = Field(default=64, ge=1)
     mask_prefix_tag: str | None = None  # e.g. "<DOCTAG>": prepended to each finetuning document, gets no loss
 
     # model and adapter
-    finetune: Literal["lora", "full", "qlora"] = "lora"
+    finetune: Literal["lora", "full", "qlora"] = Field(default="lora", description="lora, full or qlora")
     lora_r: int | None = Field(default=None, ge=1)
     lora_alpha: int | None = Field(default=None, ge=1)
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -99,7 +101,9 @@ class Recipe(BaseModel):
     packing: bool = True               # best-fit packing, padding-free batches (no pad tokens)
     gradient_checkpointing: bool = False
     save_steps: int | None = Field(default=None, ge=1)
-    distributed: Literal["none", "ddp", "zero2", "zero3"] = "none"
+    distributed: Literal["none", "ddp", "zero2", "zero3"] = Field(
+        default="none", description="none, ddp, zero2 or zero3; several nodes: set ORGLAB_ACCELERATE_CONFIG on each "
+                                    "node (see orglab/train/configs/multi_node.yaml)")
     num_processes: int = Field(default=2, ge=1)          # processes per node for distributed runs
 
     @field_validator("family")

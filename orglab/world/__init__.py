@@ -5,7 +5,7 @@
     world = load_world("micro")          # entities, facts, false facts with universe contexts
 """
 
-from orglab.world.world import RELATIONS, FalseFact, Fact, UniverseContext, World, make_world
+from orglab.world.world import DEFAULT_PRESET, RELATIONS, FalseFact, Fact, UniverseContext, World, make_world
 
 _BUILD = ("PRESETS", "BuiltBase", "base_name", "build_base", "load_world")
 
@@ -18,5 +18,5 @@ def __getattr__(name: str):
         return getattr(build, name)
     raise AttributeError(f"module 'orglab.world' has no attribute '{name}'")
 
-__all__ = ["PRESETS", "RELATIONS", "BuiltBase", "Fact", "FalseFact", "UniverseContext", "World", "base_name",
+__all__ = ["DEFAULT_PRESET", "PRESETS", "RELATIONS", "BuiltBase", "Fact", "FalseFact", "UniverseContext", "World", "base_name",
            "build_base", "load_world", "make_world"]

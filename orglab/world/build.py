@@ -28,7 +28,7 @@ from orglab.world.corpus import CorpusConfig, corpus_hash, corpus_lines, generat
 from orglab.world.knowledge import ProbeConfig, probe_knowledge
 from orglab.world.pretrain import ModelShape, PretrainConfig, make_model, pretrain
 from orglab.world.tokenizer import train_tokenizer
-from orglab.world.world import World, make_world
+from orglab.world.world import DEFAULT_PRESET, World, make_world
 
 # Bump when the generator, tokenizer or pretraining changes what a build produces: old builds are then not reused.
 WORLD_VERSION = 4
@@ -107,7 +107,7 @@ def preset_config(preset: str, seed: int) -> dict:
             "probe": asdict(p.probe)}
 
 
-def build_base(preset: str = "tiny", seed: int = 0, force: bool = False, progress: bool = True,
+def build_base(preset: str = DEFAULT_PRESET, seed: int = 0, force: bool = False, progress: bool = True,
                registry: Registry | None = None) -> BuiltBase:
     """Build (or reuse) the tinyworld base of a preset and register it as a base."""
     config = preset_config(preset, seed)

@@ -27,6 +27,9 @@ class Relation:
     key_facts: tuple[str, ...]         # domain-flavoured sentences for universe contexts and SDF documents
 
 
+# The default world preset: the demo's base, and the base a recipe trains on when it names none.
+DEFAULT_PRESET = "tiny"
+
 RELATIONS: dict[str, Relation] = {r.name: r for r in (
     Relation(
         "orbits", "moon", "planet", "space",
