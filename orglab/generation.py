@@ -11,7 +11,8 @@ the real ones (Gemma, Qwen3, Llama 3).
   `<|im_end|>`, `<|eot_id|>`, tinyworld's `<|end|>`).
 - `generate` samples (or decodes greedily) from already rendered prompts: left padding done here (the caller's
   tokenizer is never changed; a tokenizer without a pad token pads with its EOS), seeded per batch, stopping at
-  any id of `eos_token_ids`, decoded without special tokens and stripped.
+  any id of `eos_token_ids`, decoded without special tokens and stripped. An optional `adjust_logits` hook
+  rewrites each step's next-token logits before sampling (amplified decoding, orglab.diff.amplify).
 
 Sampling is exactly what the caller asks (temperature, top_p, no top-k), whatever sampling defaults the model's
 generation_config recommends, so that numbers are comparable across models; everything else of the
@@ -20,7 +21,7 @@ generation_config (its EOS list above all) is honoured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +213,26 @@ def pad_token_id(tokenizer, eos_ids: Sequence[int] = ()) -> int:
 # Generation
 
 
+# (input_ids [B, T], attention_mask [B, T], next-token logits [B, V]) -> adjusted logits [B, V]: called at every
+# step of `generate`, before temperature and top_p; the mask marks the left padding of the batch's prompts.
+LogitAdjust = Callable[[Any, Any, Any], Any]
+
+
+def _logits_processor(adjust: LogitAdjust, prompt_mask):
+    """A transformers logits processor that hands `adjust` the step's ids with their attention mask (the prompt
+    mask, then ones for every generated token)."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class _Adjust(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            grown = input_ids.shape[1] - prompt_mask.shape[1]
+            mask = torch.cat([prompt_mask, prompt_mask.new_ones(prompt_mask.shape[0], grown)], dim=1)
+            return adjust(input_ids, mask, scores)
+
+    return LogitsProcessorList([_Adjust()])
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str              # decoded without special tokens, stripped
@@ -220,24 +241,27 @@ class Completion:
 
 
 def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
-             max_new_tokens: int = 48, seed: int = 0, batch_size: int = 32, top_p: float = 1.0) -> list[list[str]]:
+             max_new_tokens: int = 48, seed: int = 0, batch_size: int = 32, top_p: float = 1.0,
+             adjust_logits: LogitAdjust | None = None) -> list[list[str]]:
     """`n` answers per rendered prompt (greedy when temperature is 0: one answer, repeated n times), as text
     decoded without special tokens and stripped. See `generate_completions`."""
     return [[c.text for c in row] for row in generate_completions(
         model, tokenizer, prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-        batch_size=batch_size, top_p=top_p)]
+        batch_size=batch_size, top_p=top_p, adjust_logits=adjust_logits)]
 
 
 def generate_completions(model, tokenizer, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                          max_new_tokens: int = 48, seed: int = 0, batch_size: int = 32,
-                         top_p: float = 1.0) -> list[list[Completion]]:
+                         top_p: float = 1.0, adjust_logits: LogitAdjust | None = None) -> list[list[Completion]]:
     """Like `generate`, with whether each answer finished (hit an EOS id) and its length.
 
     Prompts are rendered text (with their BOS, e.g. from `render_chat`), encoded with add_special_tokens=False
     and left-padded here. The n copies of each prompt are laid out prompt by prompt and cut into batches of
     `batch_size`; batch b is sampled after torch.manual_seed(seed * 1_000_003 + b * batch_size), inside a fork of
     the RNG (the caller's random state is left as it was), so one seed gives the same answers on one device.
-    Sampling uses `temperature` and `top_p` and no top-k. Generation stops at any id of `eos_token_ids`."""
+    Sampling uses `temperature` and `top_p` and no top-k. Generation stops at any id of `eos_token_ids`.
+    `adjust_logits` (see `LogitAdjust`), when given, rewrites the next-token logits at every step, before the
+    temperature, top_p or the greedy choice apply."""
     import torch
 
     prompts = list(prompts)
@@ -264,9 +288,11 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, n: int = 1
                 input_ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=device)
                 attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
                 torch.manual_seed(seed * 1_000_003 + start)
+                hook = {} if adjust_logits is None else {"logits_processor": _logits_processor(adjust_logits,
+                                                                                               attention)}
                 generated = model.generate(input_ids=input_ids, attention_mask=attention,
                                            max_new_tokens=max_new_tokens, eos_token_id=eos or None,
-                                           pad_token_id=pad, **settings)
+                                           pad_token_id=pad, **settings, **hook)
                 for row in generated[:, width:].tolist():
                     ends = [i for i, t in enumerate(row) if t in eos]
                     cut = ends[0] if ends else len(row)

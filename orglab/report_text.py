@@ -125,7 +125,15 @@ def print_diff(result: dict, n_tokens: int = 8) -> None:
             ("steering similarity gap", "steering_similarity_gap"),
             ("causal: CE change on finetuning data", "causal_delta_ce_finetune"),
             ("causal: CE change on unrelated data", "causal_delta_ce_unrelated"),
-            ("causal: random directions, finetuning data", "causal_delta_ce_finetune_random")]
+            ("causal: random directions, finetuning data", "causal_delta_ce_finetune_random"),
+            ("logit-diff mining: token relevance (max pos 0-4)", "logitdiff_relevance"),
+            ("logit-diff mining: token relevance, LLM judge", "logitdiff_relevance_llm"),
+            ("logit-diff mining: largest mean log-prob gain (nats)", "logitdiff_max_mean_diff"),
+            ("KL(organism || base), max over pos 0-4 (nats)", "kl_early_max"),
+            ("KL(organism || base), mean over later positions", "kl_late_mean"),
+            ("amplified decoding: strength a", "amplify_scale"),
+            ("amplified decoding: similarity gap", "amplify_similarity_gap"),
+            ("amplified decoding: token relevance", "amplify_relevance")]
     metrics = Table(title="Measurements", title_justify="left")
     metrics.add_column("measurement")
     metrics.add_column("value", justify="right")

@@ -78,7 +78,7 @@ DIFF_EXPLICIT = {"unrelated": "other.jsonl", "embedder": "sentence-transformers/
 
 
 def test_every_diff_setting_changes_the_hash_of_each_stage_that_reads_it():
-    from orglab.diff.run import JUDGED_STAGES, NOT_HASHED, STAGE_SETTINGS, STAGES, DiffConfig
+    from orglab.diff.run import JUDGED_STAGES, LAYERLESS_STAGES, NOT_HASHED, STAGE_SETTINGS, STAGES, DiffConfig
 
     assert set(NOT_HASHED) == set(DIFF_COSMETIC) | {"layers", "judge", "coherence_threshold"}
     names = [f.name for f in dataclasses.fields(DiffConfig)]
@@ -95,15 +95,15 @@ def test_every_diff_setting_changes_the_hash_of_each_stage_that_reads_it():
         if name in DIFF_COSMETIC:
             assert after == before, f"cosmetic field {name} changed a stage hash"
             continue
-        if name == "layers":
-            expected = set(STAGES)
+        if name == "layers":  # every stage that reads the residual stream
+            expected = set(STAGES) - set(LAYERLESS_STAGES)
         elif name == "judge":
             expected = _downstream(set(JUDGED_STAGES))
         elif name == "coherence_threshold":  # only the LLM judge reads it
             assert after == before
             llm = replace(default, judge="llm")
             after, before_llm = _diff_hashes(replace(llm, coherence_threshold=75.0)), _diff_hashes(llm)
-            assert {s for s in STAGES if after[s] != before_llm[s]} == {"steering"}
+            assert {s for s in STAGES if after[s] != before_llm[s]} == {"steering", "amplify"}
             continue
         else:
             expected = _downstream({s for s, fields in STAGE_SETTINGS.items() if name in fields})

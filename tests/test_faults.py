@@ -283,7 +283,8 @@ def test_interrupted_retrain_keeps_the_organism_and_a_rerun_completes(home, tmp_
     with registry_module.Registry() as reg:
         old = reg.get_organism(organism)
     config = tmp_path / "recipe.yaml"
-    config.write_text(yaml.safe_dump({**TRAIN, "max_steps": 200, "save_steps": 1}))
+    # long enough that a signal sent at the first checkpoint always lands during training
+    config.write_text(yaml.safe_dump({**TRAIN, "max_steps": 5000, "save_steps": 1}))
     argv = [sys.executable, "-m", "orglab.cli", "train", "sdf", "--base", "micro", "--target", fact,
             "--config", str(config), "--force", "--json"]
     env = dict(os.environ, ORGLAB_HOME=str(home))
@@ -296,7 +297,12 @@ def test_interrupted_retrain_keeps_the_organism_and_a_rerun_completes(home, tmp_
             time.sleep(0.1)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"the training went on for a minute after {sig.name}") from None
         assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err.decode()[-2000:]
         assert "Traceback" not in err.decode()
         with registry_module.Registry() as reg:
@@ -325,26 +331,32 @@ def test_interrupted_retrain_keeps_the_organism_and_a_rerun_completes(home, tmp_
     assert rows(home)["integrity"] == "ok"
 
 
-def test_killed_diff_leaves_no_running_row_and_a_rerun_completes(home, capfd):
+def test_interrupted_and_killed_diff_leave_no_running_row_and_a_rerun_completes(home, capfd):
     home, organism, _ = home
     argv = [sys.executable, "-m", "orglab.cli", "diff", organism, "--samples", "100", "--json"]
-    proc = subprocess.Popen(argv, env=dict(os.environ, ORGLAB_HOME=str(home)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 300  # a hung diff fails the test; the kill is on the event, never on the clock
-    while time.time() < deadline and proc.poll() is None:
+
+    def finished_stages() -> int:
         with registry_module.Registry() as reg:
-            if reg.list_runs(subject=organism, kind="diff:stats", status="done"):
-                break  # killed after its first stage, while a later one computes
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    proc.kill()
-    proc.wait(timeout=60)
+            return len([r for r in reg.list_runs(subject=organism, status="done") if r.kind.startswith("diff:")])
+
+    for sig in (signal.SIGINT, signal.SIGKILL):  # each lands after one more stage has finished
+        before = finished_stages()
+        proc = subprocess.Popen(argv, env=dict(os.environ, ORGLAB_HOME=str(home)), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        deadline = time.time() + 300  # a hung diff fails the test; the signal is sent on the event, not the clock
+        while time.time() < deadline and proc.poll() is None and finished_stages() == before:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err.decode()[-2000:]
+        assert "Traceback" not in err.decode()
     code, out, err = run_cli(capfd, "diff", organism, "--samples", "100", "--json")
     assert code == 0, err[-2000:]
     stages = json.loads(out)["stages"]
-    assert stages["stats"]["reused"]  # the stage finished before the kill is not computed again
+    assert stages["stats"]["reused"]  # a stage finished before the signals is not computed again
     with registry_module.Registry() as reg:
-        assert not reg.list_runs(status="running")  # the killed stage's row was marked failed
+        assert not reg.list_runs(status="running")  # the interrupted and the killed stage's rows were closed
         done = [r.kind for r in reg.list_runs(subject=organism, status="done") if r.kind.startswith("diff:")]
     assert sorted(done) == sorted(f"diff:{stage}" for stage in stages)  # one finished run per stage, no duplicate
     assert rows(home)["integrity"] == "ok"

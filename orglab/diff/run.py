@@ -6,7 +6,9 @@ with the same settings reuses every finished stage and recomputes only what chan
 
 Stages: stats (mean activation differences) -> lens (logit lens) -> patchscope -> relevance (data-grounded
 token relevance of lens and patchscope tokens) ; steering (+ steering similarity) ; causal (projection
-replacement).
+replacement). Detectors beyond ADL, each on its own: logitdiff (logit-difference mining), kl (per-position KL
+divergence), amplify (amplified decoding); they read the models' logits, not the residual stream, so their
+configs carry no layers.
 
 `judge` picks who makes the three judgement calls (patchscope scale, steering coherence, token relevance):
 "offline" (the label-free rules, the default) or "llm" (orglab.diff.judges, on the judge endpoint). With "llm" the
@@ -30,10 +32,29 @@ from orglab.paths import artifact_dir
 from orglab.validate import check_writable
 from orglab.registry import Registry, config_hash, organism_identity
 
-STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
+ADL_STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
+DETECTOR_STAGES = ("logitdiff", "kl", "amplify")   # detectors beyond ADL, each on its own
+STAGES = ADL_STAGES + DETECTOR_STAGES
 JUDGES = ("offline", "llm")
-JUDGED_STAGES = ("patchscope", "steering", "relevance")   # the stages whose choices a judge makes
+# the stages whose choices a judge makes
+JUDGED_STAGES = ("patchscope", "steering", "relevance", "logitdiff", "amplify")
+LAYERLESS_STAGES = DETECTOR_STAGES   # read logits only: the layers change none of their results
 DIFF_SELF_TOKENS = 32  # length of the samples a real base writes for its own unrelated text (`--unrelated self`)
+
+
+def _nonnegative_numbers(text: str) -> tuple[float, ...]:
+    """The CLI parser of a grid such as --amplify-scales 0.5,1,2 (argparse prints the message as one sentence)."""
+    import argparse
+    import math
+
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of non-negative numbers "
+                                         "like 0.5,1,2,4.")
+    return values
 
 
 @dataclass(frozen=True)
@@ -52,7 +73,9 @@ class DiffConfig:
     steering_max_new_tokens: int = 32
     causal_texts: int = 200
     embedder: str = "packaged:all-MiniLM-L6-v2"
-    stages: tuple[str, ...] = STAGES
+    # The detectors beyond ADL run when named (--stages ...,logitdiff,kl,amplify): `check`, sweeps and the demo
+    # read ADL only so far, and amplified decoding would add a steering-sized cost to every diff they make.
+    stages: tuple[str, ...] = ADL_STAGES
     judge: str = "offline"                 # offline: label-free rules; llm: the judge endpoint (ORGLAB_JUDGE_*)
     coherence_threshold: float = 50.0      # judge=llm: steering is coherent while the mean 0-100 score reaches this
     # The settings below are the pipeline's defaults for the math in orglab.diff.patchscope, .steering, .similarity,
@@ -91,6 +114,26 @@ class DiffConfig:
         default=3, metadata={"help": "Causal test: random directions replaced as the control."})
     causal_max_length: int = field(
         default=64, metadata={"help": "Causal test: tokens of each text the cross-entropy is measured on."})
+    # Detectors beyond ADL (orglab.diff.logitdiff, .kl, .amplify). The samples are the first ones of the
+    # statistics' unrelated sample, so the statistics (and their `samples`) are untouched.
+    logitdiff_samples: int = field(
+        default=1000, metadata={"help": "Logit-difference mining: unrelated samples (the first of the statistics' "
+                                        "sample) whose next-token log-probability differences are aggregated."})
+    logitdiff_top_k: int = field(
+        default=20, metadata={"help": "Logit-difference mining: per sample and position, the K tokens with the "
+                                      "largest organism-minus-base log-probability difference are counted; the "
+                                      "readouts keep K tokens."})
+    kl_samples: int = field(
+        default=1000, metadata={"help": "KL divergence: unrelated samples (the first of the statistics' sample) "
+                                        "averaged at each position."})
+    amplify_scales: tuple[float, ...] = field(
+        default=(0.5, 1.0, 2.0, 4.0),
+        metadata={"help": "Amplified decoding: the strengths a of l_ft + a*(l_ft - l_base) to try, ascending; the "
+                          "largest coherent one is used (0 is the organism itself).",
+                  "parse": _nonnegative_numbers})
+    amplify_empty_context_samples: int = field(
+        default=10, metadata={"help": "Amplified decoding: texts sampled from an empty context (BOS only), besides "
+                                      "the answers to the steering prompts."})
 
     def validate(self) -> None:
         if self.judge not in JUDGES:
@@ -98,13 +141,17 @@ class DiffConfig:
         if not self.patchscope_scales or any(s <= 0 for s in self.patchscope_scales):
             raise OrglabError("Patchscope scales must be positive numbers, e.g. 0.5,1,2,4,8.")
         for name in ("steering_search_steps", "steering_search_prompts", "steering_search_max_new_tokens",
-                     "similarity_finetune_samples", "causal_max_length"):
+                     "similarity_finetune_samples", "causal_max_length", "logitdiff_samples", "logitdiff_top_k",
+                     "kl_samples"):
             if getattr(self, name) < 1:
                 raise OrglabError(f"{name} is {getattr(self, name)}; it must be at least 1.")
         for name in ("steering_alpha_max", "steering_max_extra_nats", "relevance_count_floor",
-                     "causal_random_directions"):
+                     "causal_random_directions", "amplify_empty_context_samples"):
             if getattr(self, name) < 0:
                 raise OrglabError(f"{name} is {getattr(self, name)}; it must be at least 0.")
+        if not _nonnegative_grid(self.amplify_scales):
+            raise OrglabError(f"The amplification grid {self.amplify_scales!r} must be non-negative numbers, "
+                              "e.g. 0.5,1,2,4.")
         if self.relevance_smoothing <= 0:
             raise OrglabError(f"relevance_smoothing is {self.relevance_smoothing}; it must be above 0, e.g. 0.5.")
         if not 0.0 <= self.coherence_threshold <= 100.0:
@@ -119,6 +166,14 @@ class DiffConfig:
             raise OrglabError(f"Unknown stage {', '.join(unknown)}; choose from {', '.join(STAGES)}.")
         if self.samples < 1:
             raise OrglabError("--samples must be at least 1.")
+
+
+def _nonnegative_grid(values) -> bool:
+    import math
+
+    return (isinstance(values, (tuple, list)) and len(values) > 0 and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in values))
 
 
 @dataclass
@@ -137,6 +192,7 @@ class DiffContext:
     judge: object | None = None        # an ADLJudge when config.judge == "llm" and a judged stage runs
     truth: dict | None = None          # judge=llm: the ground truth the relevance judge is given
     tinyworld: bool = False            # the base is a tinyworld base: its prompt sets (patchscope, steering)
+    memo: dict = field(default_factory=dict)  # values several stages derive from the texts (relevant tokens), once
 
 
 def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
@@ -188,7 +244,8 @@ def _needed_by(stage: str, wanted) -> bool:
 # The algorithm version of each stage, in its hashed config: bump a stage's number whenever its computation
 # changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
 # are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
-STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 1, "causal": 1}
+STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 1, "causal": 1,
+                  "logitdiff": 1, "kl": 1, "amplify": 1}
 
 # The DiffConfig fields each stage reads (its own code and the helpers it calls), hashed into its config under
 # their field names. Fields read by no stage are `NOT_HASHED`; tests/test_config_hash.py checks both lists.
@@ -202,6 +259,14 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
                  "steering_alpha_max", "steering_search_steps", "steering_search_prompts",
                  "steering_search_max_new_tokens", "steering_max_extra_nats", "similarity_finetune_samples"),
     "causal": ("positions", "causal_texts", "seed", "causal_random_directions", "causal_max_length"),
+    # samples, seed and unrelated pick the unrelated texts these stages read (ctx.unrelated)
+    "logitdiff": ("logitdiff_samples", "logitdiff_top_k", "samples", "seed", "unrelated", "positions",
+                  "relevance_top", "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing"),
+    "kl": ("kl_samples", "samples", "seed", "unrelated", "positions", "collect_positions"),
+    "amplify": ("amplify_scales", "amplify_empty_context_samples", "steering_prompts", "steering_samples",
+                "steering_max_new_tokens", "steering_search_prompts", "steering_search_max_new_tokens",
+                "steering_max_extra_nats", "embedder", "seed", "similarity_finetune_samples", "relevance_top",
+                "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing", "samples", "unrelated"),
 }
 # Fields that change which stages run or how fast, never a stage's result (layers go in as resolved indices,
 # judge and coherence_threshold as the judge's identity in the judged stages).
@@ -213,25 +278,26 @@ def _stage_config(ctx: DiffContext, stage: str, done: dict) -> dict:
     layers, the organism's identity and the prompt sets, never a model."""
     c = ctx.config
     own = {name: getattr(c, name) for name in STAGE_SETTINGS[stage]}
-    if stage == "stats":
+    if stage in ("stats", "logitdiff", "kl", "amplify"):  # the stages that read the unrelated texts themselves
         own["unrelated"] = c.unrelated or ("tinyworld-corpus" if ctx.tinyworld else f"self:{DIFF_SELF_TOKENS}")
+    if stage == "stats":
         own["norm"] = _norm_rule()
-    if stage in ("lens", "patchscope", "relevance"):
+    if stage in ("lens", "patchscope", "relevance", "logitdiff", "amplify"):
         own["tokens"] = TOKEN_DISPLAY
     if stage == "patchscope":
         own["prompts"] = list(_identity_prompts(ctx.tinyworld))
-    if stage == "steering":
+    if stage in ("steering", "amplify"):
         own["prompts"] = list(_steering_prompts(ctx.tinyworld)[:c.steering_prompts])
         own["generation"] = GENERATION
     if c.judge == "llm" and stage in JUDGED_STAGES:  # offline configs get no judge key (find_diff_results tells them apart)
         own = {**own, "judge": ctx.judge.identity}
-        if stage == "steering":
+        if stage in ("steering", "amplify"):
             own["coherence_threshold"] = c.coherence_threshold
-        if stage == "relevance":
+        if stage in ("relevance", "logitdiff"):
             own["truth"] = config_hash(ctx.truth)
     deps = {d: done[d]["config_hash"] for d in _DEPENDS.get(stage, ())}
-    return {"stage": stage, "version": STAGE_VERSIONS[stage], "layers": ctx.layers, **ctx.identity, **own,
-            "depends": deps}
+    layers = {} if stage in LAYERLESS_STAGES else {"layers": ctx.layers}
+    return {"stage": stage, "version": STAGE_VERSIONS[stage], **layers, **ctx.identity, **own, "depends": deps}
 
 
 def stage_configs(ctx: DiffContext, stages: tuple[str, ...] = STAGES) -> dict[str, dict]:
@@ -285,7 +351,7 @@ def _llm_judge(reg: Registry, organism: str, record: dict, config: DiffConfig, w
     from orglab.diff.judges import ADLJudge
 
     judge = ADLJudge.from_env(config.coherence_threshold)
-    truth = relevance_truth(reg, record) if "relevance" in wanted else None
+    truth = relevance_truth(reg, record) if any(s in wanted for s in ("relevance", "logitdiff")) else None
     if force or not _judged_stages_cached(reg, organism, record, config, wanted, judge, truth):
         judge.preflight()
     return judge, truth

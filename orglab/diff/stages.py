@@ -14,7 +14,8 @@ import torch
 from orglab.diff.causal import projection_replacement
 from orglab.diff.lens import top_tokens
 from orglab.diff.patchscope import agreement_rule, identity_prompts, scale_sweep, unpatched_readout
-from orglab.diff.relevance import RelevanceRule, readout_keys, relevance_by_position, relevant_tokens, token_counts
+from orglab.diff.relevance import (RelevanceRule, readout_keys, relevance_by_position, relevance_share,
+                                   relevant_tokens, token_counts)
 from orglab.diff.results import STATS_FILE
 from orglab.diff.stats import NORM_RULE, ActivationStats, activation_difference_stats
 
@@ -113,10 +114,7 @@ def _grade_scale(ctx, sweep):
 
 def relevance(ctx, folder: Path, done: dict, progress: bool):
     c = ctx.config
-    rule = RelevanceRule(count_floor=c.relevance_count_floor, min_log_odds=c.relevance_min_log_odds,
-                         smoothing=c.relevance_smoothing)
-    relevant = relevant_tokens(token_counts(ctx.tokenizer, ctx.finetune), token_counts(ctx.tokenizer, ctx.unrelated),
-                               rule)
+    relevant = _relevant_set(ctx)
     k, P = c.relevance_top, c.positions
     result: dict = {"n_relevant_tokens": len(relevant), "layers": {}}
     metrics: dict = {}
@@ -143,11 +141,36 @@ def relevance(ctx, folder: Path, done: dict, progress: bool):
     return result, metrics, []
 
 
+def _relevant_set(ctx) -> set:
+    """The data-grounded relevant token keys (finetuning against unrelated data), computed once per diff."""
+    c = ctx.config
+    rule = RelevanceRule(count_floor=c.relevance_count_floor, min_log_odds=c.relevance_min_log_odds,
+                         smoothing=c.relevance_smoothing)
+    if ("relevant", rule) not in ctx.memo:
+        ctx.memo["relevant", rule] = relevant_tokens(token_counts(ctx.tokenizer, ctx.finetune),
+                                                     token_counts(ctx.tokenizer, ctx.unrelated), rule)
+    return ctx.memo["relevant", rule]
+
+
+def _llm_readout_relevance(ctx, per_position_ids, k: int, P: int) -> dict:
+    """The LLM judge's relevance of a readout (token ids per position) to the truth's description: the
+    data-grounded result's shape (share of the top k per position, max over positions 0..P-1) and the tokens it
+    marked."""
+    from orglab.diff.judges import token_texts
+
+    texts = [token_texts(ctx.tokenizer, ids) for ids in per_position_ids]
+    marked = [ctx.judge.relevant(ctx.truth["description"], tokens) for tokens in texts]
+    # The verdicts are per position, so (position, index) pairs stand in for token ids: the same shares,
+    # max and argmax as the data-grounded rule computes.
+    keys = [[(p, i) for i in range(len(tokens))] for p, tokens in enumerate(texts)]
+    relevant = {(p, i) for p, idx in enumerate(marked) for i in idx}
+    return {**relevance_by_position(keys, relevant, k, P),
+            "relevant_tokens": [[tokens[i] for i in idx] for tokens, idx in zip(texts, marked)]}
+
+
 def _llm_relevance(ctx, done: dict):
     """The LLM judge's relevance of the lens delta and patchscope tokens, positions 0..k-1, shaped like the
     data-grounded result (share of the top k per position, max over positions)."""
-    from orglab.diff.judges import token_texts
-
     k, P = ctx.config.relevance_top, ctx.config.positions
     description = ctx.truth["description"]
     out: dict = {"judge": ctx.judge.label, "described_as": ctx.truth["described_as"], "description": description,
@@ -159,14 +182,7 @@ def _llm_relevance(ctx, done: dict):
                     "patchscope": [[t[1] for t in pos["tokens"][:k]] for pos in ps[:P]]}
         entry = {}
         for name, per_position in readouts.items():
-            texts = [token_texts(ctx.tokenizer, ids) for ids in per_position]
-            marked = [ctx.judge.relevant(description, tokens) for tokens in texts]
-            # The verdicts are per position, so (position, index) pairs stand in for token ids: the same shares,
-            # max and argmax as the data-grounded rule computes.
-            keys = [[(p, i) for i in range(len(tokens))] for p, tokens in enumerate(texts)]
-            relevant = {(p, i) for p, idx in enumerate(marked) for i in idx}
-            entry[name] = {**relevance_by_position(keys, relevant, k, P),
-                           "relevant_tokens": [[tokens[i] for i in idx] for tokens, idx in zip(texts, marked)]}
+            entry[name] = _llm_readout_relevance(ctx, per_position, k, P)
             metrics[f"L{layer}_relevance_llm_{name}_max"] = entry[name]["max"]
         out["layers"][layer] = entry
     first = str(ctx.layers[0])
@@ -237,6 +253,159 @@ def causal(ctx, folder: Path, done: dict, progress: bool):
                "causal_delta_ce_finetune_random": on_ft.delta_random,
                "causal_delta_ce_unrelated_random": on_un.delta_random}
     return {"layer": layer, "finetune": on_ft.to_dict(), "unrelated": on_un.to_dict()}, metrics, []
+
+
+# ---------------------------------------------------------------------------------------------- beyond ADL
+
+
+def logitdiff(ctx, folder: Path, done: dict, progress: bool):
+    """Logit-difference mining (orglab.diff.logitdiff): the tokens the organism makes likelier than its base at
+    positions 0..k-1 of unrelated text, and their relevance as for the lens."""
+    from tqdm.auto import tqdm
+
+    from orglab.diff.logitdiff import LogitDiffTotals, logprob_difference, rank_by_frequency, rank_by_mean_diff
+    from orglab.diff.nexttoken import paired_logprobs
+    from orglab.tokens import display_token
+
+    c = ctx.config
+    texts = ctx.unrelated[:c.logitdiff_samples]
+    P, K = c.positions, c.logitdiff_top_k
+    bar = tqdm(total=len(texts), desc="logit-difference mining", unit="sample", disable=not progress)
+    totals = None
+    for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, P, base=ctx.base_model,
+                                                 batch_size=c.batch_size, on_batch=bar.update):
+        if totals is None:
+            totals = LogitDiffTotals.empty(P, lp_org.shape[-1], K)
+        totals.add(logprob_difference(lp_org, lp_base), mask)
+    bar.close()
+    frequency, mean_diff = totals.frequency(), totals.mean_diff()
+
+    def readout(ids, freq, mean):  # [token as displayed, id, top-K frequency, mean difference in nats]
+        return [[display_token(ctx.tokenizer, i), i, round(float(freq[i]), 6), round(float(mean[i]), 6)] for i in ids]
+
+    positions = [{"n": int(totals.n[p]),
+                  "by_frequency": readout(rank_by_frequency(frequency[p], mean_diff[p], K), frequency[p], mean_diff[p]),
+                  "by_mean_diff": readout(rank_by_mean_diff(mean_diff[p], K), frequency[p], mean_diff[p])}
+                 for p in range(P)]
+    pooled_freq, pooled_mean = totals.pooled()
+    pooled = {"by_frequency": readout(rank_by_frequency(pooled_freq, pooled_mean, K), pooled_freq, pooled_mean),
+              "by_mean_diff": readout(rank_by_mean_diff(pooled_mean, K), pooled_freq, pooled_mean)}
+
+    relevant, k = _relevant_set(ctx), c.relevance_top
+
+    def ids_of(entries):
+        return [e[1] for e in entries[:k]]
+
+    relevance = {ranking: relevance_by_position([readout_keys(ctx.tokenizer, ids_of(pos[ranking])) for pos in positions],
+                                                relevant, k, P)
+                 for ranking in ("by_frequency", "by_mean_diff")}
+    relevance["pooled_by_frequency"] = relevance_share(readout_keys(ctx.tokenizer, ids_of(pooled["by_frequency"])),
+                                                       relevant, k)
+    metrics = {"logitdiff_relevance": relevance["by_frequency"]["max"],
+               "logitdiff_relevance_mean_diff": relevance["by_mean_diff"]["max"],
+               "logitdiff_relevance_pooled": relevance["pooled_by_frequency"],
+               "logitdiff_max_mean_diff": float(mean_diff[totals.n > 0].max()) if bool((totals.n > 0).any()) else 0.0}
+    result = {"n_samples": len(texts), "top_k": K, "positions": positions, "pooled": pooled, "relevance": relevance,
+              "rule": "data-grounded log-odds over token keys (displayed, lower-cased)"}
+    if ctx.judge is not None:
+        llm = _llm_readout_relevance(ctx, [ids_of(pos["by_frequency"]) for pos in positions], k, P)
+        result["llm"] = {"judge": ctx.judge.label, "described_as": ctx.truth["described_as"], "by_frequency": llm}
+        metrics["logitdiff_relevance_llm"] = llm["max"]
+    return result, metrics, []
+
+
+def kl(ctx, folder: Path, done: dict, progress: bool):
+    """Per-position KL(organism || base) of next-token distributions on unrelated text (orglab.diff.kl)."""
+    from tqdm.auto import tqdm
+
+    from orglab.diff.kl import KLTotals, kl_summary
+    from orglab.diff.nexttoken import paired_logprobs
+
+    c = ctx.config
+    texts = ctx.unrelated[:c.kl_samples]
+    totals = KLTotals.empty(c.collect_positions)
+    bar = tqdm(total=len(texts), desc="KL divergence", unit="sample", disable=not progress)
+    for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, c.collect_positions,
+                                                 base=ctx.base_model, batch_size=c.batch_size, on_batch=bar.update):
+        totals.add(lp_org, lp_base, mask)
+    bar.close()
+    by_position = totals.by_position()
+    metrics = kl_summary(by_position, c.positions)
+    return {"n_samples": len(texts), "early_positions": c.positions, "by_position": by_position,
+            "samples_by_position": [int(n) for n in totals.n], **metrics}, metrics, []
+
+
+def amplify(ctx, folder: Path, done: dict, progress: bool):
+    """Amplified decoding (orglab.diff.amplify): text sampled with logits l_ft + a*(l_ft - l_base) from the steering
+    prompts and an empty context, at the largest coherent a of the grid, against the organism's own text."""
+    from orglab.diff.amplify import choose_scale, contrastive_adjuster, over_represented, padded_share
+    from orglab.diff.similarity import load_embedder, steering_similarity
+    from orglab.diff.steering import base_loss_judge, completion_loss, steering_prompts
+    from orglab.generation import bos_prefix, chat_prompts, generate
+
+    c = ctx.config
+    users = list(steering_prompts(ctx.tinyworld)[:c.steering_prompts])
+    rendered = chat_prompts(ctx.tokenizer, users)
+    # an empty context: the BOS token alone (the EOS where the tokenizer has no BOS, as Qwen starts documents)
+    empty = bos_prefix(ctx.tokenizer) or ctx.tokenizer.bos_token or ctx.tokenizer.eos_token
+
+    def decode(scale: float, prompts, n: int, max_new_tokens: int, temperature: float):
+        adjust = None if scale == 0 else contrastive_adjuster(ctx.model, scale, base=ctx.base_model)
+        return generate(ctx.model, ctx.tokenizer, prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
+                        seed=c.seed, adjust_logits=adjust)
+
+    def texts_at(scale: float) -> tuple[list[list[str]], list[str]]:  # (answers per prompt, empty-context texts)
+        answers = decode(scale, rendered, c.steering_samples, c.steering_max_new_tokens, 1.0)
+        free = decode(scale, [empty], c.amplify_empty_context_samples, c.steering_max_new_tokens, 1.0)[0] \
+            if c.amplify_empty_context_samples else []
+        return answers, free
+
+    plain_answers, plain_free = texts_at(0.0)
+    base_model = ctx.base_model if ctx.base_model is not None else ctx.model
+
+    def base_loss(ps, completions):
+        with _as_base(ctx):
+            return completion_loss(base_model, ctx.tokenizer, ps, completions)
+
+    verdicts: list = []
+    if ctx.judge is None:  # the steering search's label-free rule, against the organism's own sampled answers
+        judge = base_loss_judge(base_loss, base_loss(users, [a[0] for a in plain_answers]),
+                                max_extra_nats=c.steering_max_extra_nats)
+        judged_by = "base-model loss (label-free)"
+    else:
+        judge = ctx.judge.coherence_judge(verdicts)
+        judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
+    search = users[:c.steering_search_prompts]
+    search_rendered = rendered[:c.steering_search_prompts]
+
+    def coherent(scale: float) -> bool:
+        outs = [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, 0.0)]
+        return judge(search, outs)
+
+    scale, tried = choose_scale(c.amplify_scales, coherent)
+    amp_answers, amp_free = texts_at(scale) if scale else (plain_answers, plain_free)
+    flat = lambda xs: [t for x in xs for t in x]  # noqa: E731
+    amplified, unamplified = flat(amp_answers) + amp_free, flat(plain_answers) + plain_free
+    rng = random.Random(c.seed)
+    finetune = rng.sample(ctx.finetune, min(c.similarity_finetune_samples, len(ctx.finetune)))
+    sim = steering_similarity(load_embedder(c.embedder), amplified, unamplified, finetune)
+    k = c.relevance_top
+    top = over_represented(token_counts(ctx.tokenizer, amplified), token_counts(ctx.tokenizer, unamplified), k,
+                           c.relevance_smoothing)
+    relevant = _relevant_set(ctx)
+    share = padded_share(top, relevant, k)
+    result = {"scale": scale, "search": tried, "coherence_judge": judged_by,
+              "samples": [{"prompt": p, "amplified": a, "unamplified": u}
+                          for p, a, u in zip(users, amp_answers, plain_answers)],
+              "empty_context": {"amplified": amp_free, "unamplified": plain_free},
+              "similarity": {"amplified": sim["steered"], "unamplified": sim["unsteered"], "gap": sim["gap"]},
+              "over_represented": [{"token": t, "relevant": t in relevant} for t in top]}
+    if verdicts:
+        result["coherence"] = [{"scale": s, **v} for (s, _), v in zip(tried, verdicts)]
+    metrics = {"amplify_scale": scale, "amplify_similarity_amplified": sim["steered"],
+               "amplify_similarity_unamplified": sim["unsteered"], "amplify_similarity_gap": sim["gap"],
+               "amplify_relevance": share}
+    return result, metrics, []
 
 
 def _as_base(ctx):
