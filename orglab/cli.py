@@ -499,6 +499,8 @@ def cmd_registry_rm(args) -> int:
     with Registry() as reg:
         removed = reg.remove(args.ident)
     deleted, freed = ([], 0) if args.keep_files else _delete_owned(removed.get("paths", []), orglab_home())
+    if not args.keep_files and removed.get("type") in ("organism", "base"):
+        deleted += _delete_free_lock(f"{removed['type']}-{removed['name']}")
     result = {"removed": removed.get("type"), "name": removed.get("name"), "runs": removed.get("runs", []),
               "deleted_paths": deleted, "bytes_freed": freed}
     if args.json:
@@ -507,6 +509,24 @@ def cmd_registry_rm(args) -> int:
         print(f"removed {result['removed']} {result['name']} ({len(result['runs'])} runs, {len(deleted)} paths "
               f"deleted, {freed / 1e6:.1f} MB freed)")
     return 0
+
+
+def _delete_free_lock(key: str) -> list[str]:
+    """The entry's work lock file, unless another process holds it now (deleting a held lock would let a third
+    process take a second one); [] or [its path]."""
+    from filelock import FileLock, Timeout
+
+    from orglab.paths import lock_file
+
+    path = lock_file(key)
+    if not path.exists():
+        return []
+    try:
+        with FileLock(str(path), timeout=0):
+            path.unlink()  # held by us, so nobody is working on the removed entry
+    except Timeout:
+        return []
+    return [str(path)]
 
 
 def _delete_owned(paths: list[str], home: Path) -> tuple[list[str], int]:

@@ -12,6 +12,7 @@ Layout under ORGLAB_HOME (default ~/.orglab):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from orglab.errors import OrglabError
@@ -61,6 +62,11 @@ def lock_dir() -> Path:
     path = orglab_home() / "locks"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def lock_file(key: str) -> Path:
+    """The lock file of one unit of work, keyed '<kind>-<name>' (e.g. 'organism-sdf-x-mix1-0', 'base-tiny')."""
+    return lock_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}.lock"
 
 
 def artifact_dir(subject: str, run_kind: str, config_hash: str, create: bool = True) -> Path:

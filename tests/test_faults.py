@@ -74,6 +74,12 @@ def rows(home: Path) -> dict:
         conn.close()
 
 
+def default_sigint() -> None:
+    """A child's SIGINT as in a terminal. A shell without job control starts background jobs (CI steps, `nohup ...
+    &`) with SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def files(home: Path) -> set[str]:
     return {str(p.relative_to(home)) for p in home.rglob("*") if "-wal" not in p.name and "-shm" not in p.name}
 
@@ -201,10 +207,15 @@ def test_rm_deletes_every_file_and_says_how_many_bytes(home, capfd):
     home, organism, _ = home
     assert any((home / "artifacts" / organism).rglob("checkpoint-*"))
     size = sum(f.stat().st_size for f in (home / "artifacts" / organism).rglob("*") if f.is_file())
+    from orglab.mitigation.sweep import work_lock
+
+    with work_lock(f"organism-{organism}"):  # a sweep's lock on the organism, released: its file stays behind
+        pass
     code, out, _ = run_cli(capfd, "registry", "rm", organism, "--json")
     assert code == 0
     assert json.loads(out)["bytes_freed"] == size
     assert not (home / "artifacts" / organism).exists()
+    assert not [p for p in home.rglob("*") if organism in p.name]  # nothing orglab wrote for it remains
     # a failed organism (no weights, no finished run) still has files of its own, and they go too
     with registry_module.Registry() as reg:
         reg.add_organism("broken", family="sdf", target="x", base="micro", status="failed")
@@ -289,7 +300,8 @@ def test_interrupted_retrain_keeps_the_organism_and_a_rerun_completes(home, tmp_
             "--config", str(config), "--force", "--json"]
     env = dict(os.environ, ORGLAB_HOME=str(home))
     for sig in (signal.SIGINT, signal.SIGKILL):
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=default_sigint)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             if any((home / "artifacts" / organism / "train").glob("*.retrain/checkpoints/checkpoint-*")):
@@ -342,7 +354,7 @@ def test_interrupted_and_killed_diff_leave_no_running_row_and_a_rerun_completes(
     for sig in (signal.SIGINT, signal.SIGKILL):  # each lands after one more stage has finished
         before = finished_stages()
         proc = subprocess.Popen(argv, env=dict(os.environ, ORGLAB_HOME=str(home)), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, preexec_fn=default_sigint)
         deadline = time.time() + 300  # a hung diff fails the test; the signal is sent on the event, not the clock
         while time.time() < deadline and proc.poll() is None and finished_stages() == before:
             time.sleep(0.05)

@@ -17,7 +17,7 @@ from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig
 from orglab.mitigation.check import CheckConfig, property_of, verdict
-from orglab.paths import artifact_dir, lock_dir
+from orglab.paths import artifact_dir, lock_file
 from orglab.registry import Registry
 
 DEFAULT_MIXES = (0.0, 0.1, 1.0, 2.0)
@@ -89,8 +89,7 @@ def work_lock(key: str):
     """An inter-process lock on one unit of work (an organism, a base), under ORGLAB_HOME/locks."""
     from filelock import FileLock
 
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
-    with FileLock(str(lock_dir() / f"{safe}.lock")):
+    with FileLock(str(lock_file(key))):
         yield
 
 
