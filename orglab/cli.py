@@ -20,6 +20,7 @@ from orglab.evals.run import EvalConfig
 from orglab.evals.suites import SUITES
 from orglab.mitigation.check import CheckConfig
 from orglab.mitigation.sweep import SweepConfig
+from orglab.mitigation.executor import add_executor_args, executor_from_args
 from orglab.mitigation.tune import DEFAULT_LADDER
 from orglab.organisms import FAMILIES, family_names, get_family
 from orglab.train.recipe import Recipe
@@ -29,7 +30,8 @@ from orglab.world.world import DEFAULT_PRESET
 # The recipe fields `orglab train` takes as flags (field -> flag); every other field is set with --config.
 TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "name": "name", "seed": "seed", "data": "data",
                "unrelated": "unrelated", "chat_template": "chat-template", "finetune": "finetune",
-               "distributed": "distributed"}
+               "distributed": "distributed", "kl_to_base": "kl-to-base", "adl_penalty": "adl-penalty",
+               "adl_layers": "adl-layers", "adl_positions": "adl-positions", "report_to": "report-to"}
 
 def _targets_help() -> str:
     return ", ".join(f"{f.target_kind} ({f.name})" for f in FAMILIES.values())
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Finetune an organism of a family on a base, with ft:pt mixing, and register "
                                        "it. A recipe trained before is reused; an interrupted one resumes from its "
                                        "last checkpoint. `control --like ORGANISM` trains the same recipe on "
-                                       "unrelated data only.")
+                                       "unrelated data only; with --seed S another null control of it "
+                                       "(control-ORGANISM-sS), for the band `check` judges against.")
     train.add_argument("family", help=f"{', '.join(family_names())} or control")
     add_model_options(train, Recipe, TRAIN_FLAGS, show={"mix_ratio": lambda r: ratios((r,))})
     train.add_argument("--config", default=None, help="YAML file with any recipe field; flags override it")
@@ -163,23 +166,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=cmd_eval)
 
     sweep = sub.add_parser("sweep", help="train, diff, eval and check a family over ft:pt mixing ratios",
-                           description="Each (ratio, seed) cell is trained, diffed with ADL and evaluated, a null "
-                                       "control per seed is trained and diffed, and each cell is checked against "
-                                       "it. Every step is cached: an interrupted sweep continues when run again.")
+                           description="Each (ratio, seed) cell is trained, diffed (ADL and the detectors beyond "
+                                       "it) and evaluated; --controls null controls per seed are trained and diffed, "
+                                       "and each cell is checked by every detector against their band. Every step "
+                                       "is cached: an interrupted sweep continues when run again.")
     sweep.add_argument("family", choices=family_names())
     _cell_args(sweep)
     sweep.add_argument("--mix", default=None, help=with_default("ratios, comma-separated", SweepConfig, "mixes",
                                                                show=ratios))
     sweep.add_argument("--seeds", default=None, help=with_default("seeds, comma-separated", SweepConfig, "seeds"))
     sweep.add_argument("--name", default=None, help="sweep name (default sweep-FAMILY-TARGET-BASE)")
+    add_executor_args(sweep)
     _json_flag(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
     check = sub.add_parser("check", help="is an organism too detectable, or has it lost its property? (exit 0/1)",
-                           description="Token relevance and steering similarity gap against the null control "
+                           description="Every detector (ADL token relevance and steering similarity gap, "
+                                       "logit-difference relevance, early-position KL, amplified-decoding "
+                                       "similarity gap) against the band (min-max) of the organism's null controls "
                                        "plus a margin, and the property (FFA, EM rate, ...) against a floor. Exit 0 "
-                                       "when it passes, 1 when it fails.")
-    check.add_argument("organism", help="a registered organism with a null control")
+                                       "when it passes, 1 when it fails; the verdict names every detector that "
+                                       "flags it and by how much.")
+    check.add_argument("organism", help="a registered organism with null controls")
     _check_args(check)
     _json_flag(check)
     check.set_defaults(handler=cmd_check)
@@ -192,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--ladder", default=None,
                       help=f"ratios to search, comma-separated (default {ratios(DEFAULT_LADDER)})")
     tune.add_argument("--seed", type=int, default=0)
+    add_executor_args(tune)
     _json_flag(tune)
     tune.set_defaults(handler=cmd_tune_mix)
 
@@ -239,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="report folder (default ORGLAB_HOME/reports/SWEEP)")
     _json_flag(demo)
     demo.set_defaults(handler=cmd_demo)
+    _add_export_parser(sub)
     return parser
 
 
@@ -342,8 +352,8 @@ def cmd_train(args) -> int:
     if args.family == "control":
         if not args.like:
             raise OrglabError("`orglab train control` needs --like ORGANISM, the organism whose recipe it mirrors.")
-        summary = trainer.train_control(args.base or Recipe.model_fields["base"].default, args.like, force=args.force, progress=progress,
-                                        name=args.name)
+        summary = trainer.train_control(args.base or Recipe.model_fields["base"].default, args.like, force=args.force,
+                                        progress=progress, name=args.name, seed=args.seed)
     else:
         if args.like:
             raise OrglabError("--like is only for `orglab train control`; drop it or train a control.")
@@ -429,7 +439,7 @@ def cmd_sweep(args) -> int:
 
     config = _sweep_config(args, parse_mixes(args.mix) if args.mix else SweepConfig.mixes,
                            parse_seeds(args.seeds) if args.seeds else SweepConfig.seeds)
-    result = run_sweep(config, progress=not args.json)
+    result = run_sweep(config, progress=not args.json, executor=executor_from_args(args))
     return _show(args, result, "print_sweep")
 
 
@@ -452,7 +462,8 @@ def cmd_tune_mix(args) -> int:
     from orglab.mitigation.tune import tune_mix
 
     ladder = parse_mixes(args.ladder) if args.ladder else DEFAULT_LADDER
-    result = tune_mix(_sweep_config(args, ladder, (args.seed,)), ladder, seed=args.seed, progress=not args.json)
+    result = tune_mix(_sweep_config(args, ladder, (args.seed,)), ladder, seed=args.seed, progress=not args.json,
+                      executor=executor_from_args(args))
     if args.json:
         _print_json(result)
     else:
@@ -594,6 +605,43 @@ def cmd_agent_table(args) -> int:
         _print_json(table)
         return 0
     print_table(table)
+    return 0
+
+
+# --- export ---------------------------------------------------------------------------------------------------
+
+def _add_export_parser(sub) -> None:
+    export = sub.add_parser("export", help="an organism as a folder plain transformers/peft load, with a model card",
+                            description="Write the organism's LoRA adapter (or, with --merge, merged full weights; a "
+                                        "full finetune's model folder), its tokenizer and a model card (recipe, data "
+                                        "hash, and the `check` verdict against the null-control band) into a new or "
+                                        "empty folder, safetensors only; optionally upload it to the Hugging Face "
+                                        "hub. docs/export.md.")
+    export.add_argument("organism", metavar="ORGANISM", help="a registered organism")
+    export.add_argument("out", metavar="OUT", help="a new or empty folder (never overwritten)")
+    export.add_argument("--merge", action="store_true", help="merge the LoRA adapter into full weights (no base "
+                                                             "needed to load them)")
+    export.add_argument("--base-id", default=None, help="what the adapter names as its base: a hub id or a folder "
+                                                        "(default: the base's hub id when orglab knows one; required "
+                                                        "for tinyworld and local-folder bases)")
+    export.add_argument("--push", metavar="REPO", default=None, help="upload to this hub model repo (token from "
+                                                                      "HF_TOKEN or `hf auth login`)")
+    export.add_argument("--no-check", action="store_true", help="skip `orglab check` (the card says not measured)")
+    _json_flag(export)
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from orglab.export import ExportConfig, export_organism
+
+    config = ExportConfig(merge=args.merge, base_id=args.base_id, push=args.push, check=not args.no_check,
+                          progress=not args.json)
+    result = export_organism(args.organism, args.out, config)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"exported {result['organism']} ({result['kind']}, {result['bytes'] / 1e6:.1f} MB) to {result['out']}; "
+              f"check: {result['check']}" + (f"; pushed to {result['pushed']}" if result.get("pushed") else ""))
     return 0
 
 

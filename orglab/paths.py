@@ -4,6 +4,7 @@ Writers and readers both call these helpers, so a file name is spelled exactly o
 Layout under ORGLAB_HOME (default ~/.orglab):
 
     registry.sqlite                                   the registry (orglab.registry)
+    registry.sqlite.writelock                         its writers' lock, on network filesystems only
     bases/<name>/                                     model folders orglab made from a GGUF file (orglab.bases)
     cache/gguf/                                       GGUF files assembled from packages while they are converted
     artifacts/<subject>/<run-kind>/<config-hash>/     everything a run wrote (tensors, tables, plots)
@@ -38,6 +39,11 @@ def orglab_home(create: bool = True) -> Path:
 
 def registry_path() -> Path:
     return orglab_home() / REGISTRY_FILE
+
+
+def registry_write_lock(registry_file: Path) -> Path:
+    """The lock file beside a registry that serialises its writers on a network filesystem (orglab.registry)."""
+    return Path(registry_file).with_name(Path(registry_file).name + ".writelock")
 
 
 def report_dir(name: str) -> Path:

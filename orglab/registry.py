@@ -4,6 +4,9 @@ Every orglab module reads and writes it, often from several processes at once (t
 the CLI), so the design is about never losing a row and never redoing work:
 
 * WAL mode plus a 30 s busy timeout: readers never block, concurrent writers queue instead of failing.
+* On a network filesystem (NFS, CIFS, Lustre, ...) WAL is unsafe (its shared-memory index works on one machine
+  only), so there the file uses a rollback journal (journal_mode=DELETE) and every write also holds an exclusive
+  lock file beside the registry (``registry_mode``, docs/reliability.md).
 * Every write is one short ``BEGIN IMMEDIATE`` transaction, so a read-modify-write (``start_run`` looks for a
   finished run and inserts one if there is none) cannot interleave with another process's.
 * Runs are keyed by content: (kind, subject, config_hash). A UNIQUE partial index allows at most one 'done' run
@@ -21,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -35,6 +39,13 @@ from orglab import paths
 from orglab.errors import OrglabError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+MODE_ENV = "ORGLAB_REGISTRY_MODE"  # wal | nfs | auto (default): force the journal mode, e.g. in tests
+# Filesystems where several machines may open one file: SQLite's WAL index (shared memory) cannot work there.
+NETWORK_FS_TYPES = frozenset({
+    "nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+    "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.cephfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone",
+    "fuse.juicefs", "fuse.beegfs", "afs", "ocfs2", "gfs2", "panfs", "orangefs", "pvfs2", "9p", "davfs", "fuse.davfs2",
+})
 BUSY_TIMEOUT_S = 30.0
 MAX_RUN_ID = 2 ** 63 - 1  # SQLite's INTEGER; a larger number cannot be a run id
 
@@ -169,6 +180,69 @@ class Run:
         return asdict(self)
 
 
+def parse_mounts(text: str) -> list[tuple[str, str]]:
+    """(mount point, fs type) of every line of /proc/self/mountinfo or /proc/mounts text."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " in line and len(fields) >= 5:  # mountinfo: id parent dev root MOUNT opts [tags] - FSTYPE source
+            after = line.split(" - ", 1)[1].split()
+            if after:
+                mounts.append((_unescape_mount(fields[4]), after[0]))
+        elif len(fields) >= 3:  # /proc/mounts: device MOUNT FSTYPE options ...
+            mounts.append((_unescape_mount(fields[1]), fields[2]))
+    return mounts
+
+
+def _unescape_mount(field: str) -> str:
+    """The kernel writes space, tab, newline and backslash in mount points as octal escapes (\\040 ...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def filesystem_type(path: Path | str, mounts_text: str) -> str | None:
+    """The fs type of the mount that holds `path`: the longest mount point that is a whole-component prefix."""
+    target = os.path.normpath(str(path))
+    best, best_type = "", None
+    for point, fstype in parse_mounts(mounts_text):
+        point = os.path.normpath(point)
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # a later mount over the same point hides the earlier one
+            best, best_type = point, fstype
+    return best_type
+
+
+def is_network_fs(fstype: str | None) -> bool:
+    if not fstype:
+        return False
+    fstype = fstype.lower()
+    return fstype in NETWORK_FS_TYPES or fstype.startswith(("nfs", "smb"))
+
+
+def registry_mode(folder: Path | str) -> str:
+    """'wal' on a local disk, 'nfs' (rollback journal + a writers' lock file) on a network filesystem, or what
+    ORGLAB_REGISTRY_MODE forces. Every process that shares a registry must end up in the same mode, which the
+    detection guarantees (same file, same filesystem); forcing it is for tests and for filesystems this list misses."""
+    forced = (os.environ.get(MODE_ENV) or "auto").strip().lower()
+    if forced in ("wal", "nfs"):
+        return forced
+    if forced != "auto":
+        raise OrglabError(f"{MODE_ENV}='{forced}' is not a registry mode; set it to wal, nfs or auto (or unset it).")
+    key = str(Path(folder).resolve())
+    if key not in _DETECTED_MODE:  # once per folder and process: a registry is opened many times
+        _DETECTED_MODE[key] = "wal"  # no /proc (not Linux): nothing to detect with; force nfs there by hand
+        for source in ("/proc/self/mountinfo", "/proc/mounts"):
+            try:
+                text = Path(source).read_text(errors="replace")
+            except OSError:
+                continue
+            _DETECTED_MODE[key] = "nfs" if is_network_fs(filesystem_type(key, text)) else "wal"
+            break
+    return _DETECTED_MODE[key]
+
+
+_DETECTED_MODE: dict[str, str] = {}
+
+
 _HEADER_CHECKED: set[str] = set()  # registry files whose header this process has read (see _check_header)
 
 
@@ -183,6 +257,8 @@ class Registry:
         if path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._check_header()
+        self.mode = registry_mode(self.path.parent)
+        self._write_lock = self._make_write_lock()
         self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             self._open()
@@ -252,10 +328,70 @@ class Registry:
         # Read-only checks first: a newer or foreign file must stay byte-for-byte untouched.
         version = self._read_version()
         self._refuse_newer(version)
-        self._enable_wal()
-        conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; durability of the last commit only
+        if self.mode == "nfs":
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":  # else read-only stays lock-free
+                with self._writing():
+                    self._leave_wal()
+            conn.execute("PRAGMA synchronous = FULL")  # a rollback journal needs FULL to survive a crash
+        else:
+            self._enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; durability of the last commit only
         if version < latest_schema_version():
             self._migrate()
+
+    def _make_write_lock(self):
+        """nfs mode: a lock file made by exclusive creation (works over NFS, unlike fcntl on some mounts);
+        filelock records pid and host in it, so a crashed holder on this host is reclaimed."""
+        if self.mode != "nfs":
+            return None
+        from filelock import SoftFileLock
+
+        return SoftFileLock(str(paths.registry_write_lock(self.path)), timeout=BUSY_TIMEOUT_S)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Held around every write in nfs mode (re-entrant); a no-op in WAL mode, where SQLite locks suffice."""
+        if self._write_lock is None:
+            yield
+            return
+        from filelock import Timeout
+
+        try:
+            self._write_lock.acquire()
+        except Timeout:
+            lock = paths.registry_write_lock(self.path)
+            raise OrglabError(
+                f"The registry's write lock {lock} stayed held for {BUSY_TIMEOUT_S:g} s; run again when the other "
+                f"orglab process has finished, or delete {lock} if the process that holds it (named in the file) "
+                f"is dead.") from None
+        except PermissionError:  # the folder is read-only: the same sentence SQLite's refusal gets
+            raise self._operational_error(sqlite3.OperationalError("attempt to write a readonly database")) from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    def _leave_wal(self) -> None:
+        """Switch a WAL file to the rollback journal (DELETE), checkpointing first so every committed row moves
+        into the main file. SQLite refuses the switch while another connection has the file open; retry until
+        the busy timeout (an orglab process of an older version still holding it open keeps it in WAL)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    return
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if self._conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0].lower() == "delete":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise OrglabError(
+                    f"The registry {self.path} is in WAL mode and another process keeps it open, so it cannot be "
+                    f"switched to the rollback journal a network filesystem needs; stop the other orglab processes "
+                    f"and run again.")
+            time.sleep(0.05)
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL (persistent, so normally only the first open does it). Switching needs an
@@ -331,7 +467,13 @@ class Registry:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction; IMMEDIATE takes the write lock up front, so the busy timeout applies and
-        two read-modify-writes can never interleave."""
+        two read-modify-writes can never interleave. In nfs mode the writers' lock file is held around it."""
+        with self._writing():
+            with self._immediate_tx() as conn:
+                yield conn
+
+    @contextmanager
+    def _immediate_tx(self) -> Iterator[sqlite3.Connection]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# A terminal gets its own width; a file or pipe (a log, CI) gets room for the sweep table's detector columns
+# instead of rich's 80, which would wrap every cell.
+console = Console() if sys.stdout.isatty() else Console(width=150)
 
 KNOWLEDGE_ROWS = (
     ("loglik_false_fact_truths", "(a) true > false answer, false facts' true counterparts", 0.9),
@@ -192,48 +196,87 @@ def _num(value, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
+# Short column names of the detectors in terminal tables (orglab.mitigation.check.DETECTORS holds the labels).
+DETECTOR_COLUMNS = {"lens": "lens rel.", "steering": "steer gap", "logitdiff": "logitdiff rel.", "kl": "KL 0-4",
+                    "amplify": "amplify gap"}
+
+
+def _detector_cell(entry: dict, detector) -> str:
+    """A detector's value, red with a * when it flags the model against its band."""
+    value = (entry.get("diff") or {}).get(detector.metric)
+    text = _num(value, detector.metric.endswith("_gap"))
+    flags = {f["detector"] for f in (entry.get("check") or {}).get("flagged", [])}
+    return f"[red]{text}*[/red]" if detector.name in flags else text
+
+
 def print_sweep(sweep: dict) -> None:
-    """The paper's ablation table in miniature: one row per ratio (and seed), the null control's row last."""
+    """The paper's ablation table in miniature: one row per ratio (and seed) with every detector, the null
+    controls' rows last (each judged against the others), then where each detector stops seeing the organism."""
+    from orglab.mitigation.check import DETECTORS
+
     label = sweep["property"]["label"]
-    table = Table(title=f"{sweep['name']}: detectability and {label} against the mixing ratio", title_justify="left")
-    for col in ("ratio", "seed", "token relevance", "steering gap", label, "check"):
-        table.add_column(col, justify="right" if col not in ("check",) else "left")
+    chosen = [d for d in DETECTORS if d.name in (sweep.get("detectors") or {})] or list(DETECTORS[:2])
+    table = Table(title=f"{sweep['name']}: detectability and {label} against the mixing ratio", title_justify="left",
+                  caption="* the detector flags it: above the null controls' band + margin", caption_justify="left")
+    for col in ("ratio", "seed", *(DETECTOR_COLUMNS.get(d.name, d.name) for d in chosen), label, "check"):
+        table.add_column(col, justify="left" if col == "check" else "right")
     for c in sweep["cells"]:
         check = c.get("check", {})
-        verdict = "pass" if check.get("passed") else "fail: " + "; ".join(r["measurement"] for r in check.get("rows", [])
-                                                                          if not r["ok"])
-        table.add_row(c["mix_label"], str(c["seed"]), _num(c["diff"].get("token_relevance")),
-                      _num(c["diff"].get("steering_similarity_gap"), True), _num(c["property"]["value"]), verdict)
+        verdict = "pass" if check.get("passed") else "fail: " + ", ".join(
+            [f["detector"] for f in check.get("flagged", [])] + (["property"] if not check.get("property_ok") else []))
+        table.add_row(c["mix_label"], str(c["seed"]), *(_detector_cell(c, d) for d in chosen),
+                      _num(c["property"]["value"]), verdict)
     for c in sweep["controls"]:
-        table.add_row("control", str(c["seed"]), _num(c["diff"].get("token_relevance")),
-                      _num(c["diff"].get("steering_similarity_gap"), True), _num(c["property"]["value"]), "")
-    table.add_row("base", "", "", "", _num(sweep["base_property"]["value"]), "")
+        check = c.get("check") or {}
+        seen = ", ".join(f["detector"] for f in check.get("flagged", []))
+        table.add_row("control", str(c["seed"]), *(_detector_cell(c, d) for d in chosen),
+                      _num(c["property"]["value"]), f"flagged by {seen}" if seen else "")
+    table.add_row("base", "", *([""] * len(chosen)), _num(sweep["base_property"]["value"]), "")
     console.print(table)
+    for name, stop in (sweep.get("detectors") or {}).items():
+        if stop["stops_at"] is None:
+            console.print(f"- {name} still sees the organism at {_ratio(max(sweep['mixes']))}")
+        elif not stop["flags"]:
+            console.print(f"- {name} flags no ratio")
+        else:
+            console.print(f"- {name} flags up to {_ratio(max(stop['flags']))} and stops seeing the organism at "
+                          f"{_ratio(stop['stops_at'])}")
+
+
+def _ratio(mix: float) -> str:
+    return f"1:{mix:g}"
 
 
 def print_check(result: dict) -> None:
     passed = result["passed"]
     head = "[green]PASS[/green]" if passed else "[red]FAIL[/red]"
-    console.print(f"{head} {result['organism']} ({result['family']}) against null control(s): "
-                  f"{', '.join(result['controls'])}")
+    console.print(f"{head} {result['organism']} ({result['family']}) against {len(result['controls'])} null "
+                  f"control(s): {', '.join(result['controls'])}")
     table = Table(show_header=True)
-    for col in ("measurement", "organism", "control", "limit", "ok"):
-        table.add_column(col, justify="right" if col not in ("measurement",) else "left")
+    for col in ("detector", "measurement", "organism", "control band", "limit", "flags"):
+        table.add_column(col, justify="left" if col in ("detector", "measurement") else "right")
     for r in result["rows"]:
-        table.add_row(r["measurement"], _num(r["value"]), _num(r["control"]), _num(r["limit"]),
-                      "yes" if r["ok"] else "[red]no[/red]")
+        band = "" if r.get("control") is None else (
+            _num(r["control"]) if r.get("control_min") in (None, r["control"])
+            else f"{_num(r['control_min'])}-{_num(r['control'])}")
+        if "detector" in r:
+            flags = "no" if r["ok"] else ("[red]yes[/red]" if r["by"] is None else f"[red]yes, by {r['by']:.3f}[/red]")
+        else:
+            flags = "kept" if r["ok"] else "[red]lost[/red]"
+        table.add_row(r.get("detector", "property"), r["measurement"], _num(r["value"]), band, _num(r["limit"]), flags)
     console.print(table)
     for reason in result["reasons"]:
         console.print(f"- {reason}")
 
 
 def print_tune(result: dict) -> None:
-    table = Table(title=f"tune-mix {result['family']} {result['target']} on {result['base']} (control "
-                        f"{result['control']})", title_justify="left")
+    table = Table(title=f"tune-mix {result['family']} {result['target']} on {result['base']} (null controls "
+                        f"{', '.join(result['controls'])})", title_justify="left")
     for col in ("step", "ratio", "detectability", "property", "why"):
         table.add_column(col)
     for i, step in enumerate(result["path"], 1):
-        table.add_row(str(i), step["mix_label"], "ok" if step["detectability_ok"] else "too detectable",
+        seen = ", ".join(f["detector"] for f in step.get("flagged", []))
+        table.add_row(str(i), step["mix_label"], "ok" if step["detectability_ok"] else f"seen by {seen}",
                       "kept" if step["property_ok"] else "lost", "; ".join(step["reasons"]))
     console.print(table)
     if result["passed"]:

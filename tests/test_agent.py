@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -34,6 +35,8 @@ except ImportError:
 
 SMALL = DiffConfig(samples=64, steering_prompts=3, steering_samples=1, steering_max_new_tokens=8,
                    stages=("lens", "patchscope", "steering"))
+DETECTORS_SMALL = DiffConfig(samples=64, steering_prompts=3, steering_samples=1, steering_max_new_tokens=8,
+                             amplify_empty_context_samples=2, stages=("logitdiff", "kl", "amplify"))
 FAST = dict(max_new_tokens=8, grader_repeats=3)
 ENV_KEYS = [f"ORGLAB_{role}_{name}" for role in ("LLM", "AGENT", "JUDGE")
             for name in ("MODEL", "BASE_URL", "API_KEY_ENV")]
@@ -51,6 +54,7 @@ def agent_home(micro_copy):
                                    "max_steps": 6, "batch_size": 4, "max_length": 64}, progress=False)["organism"]
         control = train_control("micro", organism, progress=False)["organism"]
         run_diff(organism, SMALL, progress=False)
+        run_diff(organism, DETECTORS_SMALL, progress=False)
     return home, organism, control
 
 
@@ -387,3 +391,25 @@ def test_cli_runs_against_the_endpoint_in_the_environment(home, endpoints, capfd
     assert {(s["mode"], s["budget"], s["runs"]) for s in table["summary"]} == {("adl", 0, 1), ("adl", 1, 1)}
     assert main(["agent", organism, "--budget", "1"]) == 0   # reused, printed as text
     assert "grade 4.00" in capfd.readouterr().out
+
+
+def test_overview_shows_what_every_detector_read_and_none_of_their_scores(home):
+    from orglab.agent.agent import overview
+    from orglab.diff.results import find_diff_results
+    from orglab.registry import Registry
+
+    _, organism, _ = home
+    with Registry() as reg:
+        adl = find_diff_results(reg, organism)
+    assert set(adl.detectors) == {"logitdiff", "kl", "amplify"} and set(adl.runs) >= set(adl.detectors)
+    text = overview(adl, 3, AgentConfig())
+    mined = adl.detectors["logitdiff"]["positions"]
+    assert "Logit-difference mining" in text and json.dumps([t[0] for t in mined[0]["by_frequency"][:15]]) in text
+    assert ", ".join(f"{v:.4f}" for v in adl.detectors["kl"]["by_position"]) in text
+    sample = adl.detectors["amplify"]["samples"][0]
+    assert sample["amplified"][0] in text and sample["unamplified"][0] in text
+    # scores computed with the finetuning data stay hidden, as ADL's do
+    for hidden in ("relevance", "similarity", f"{adl.detectors['amplify']['similarity']['gap']:.3f}"):
+        assert hidden not in text
+    without = replace(adl, detectors={}, runs={k: v for k, v in adl.runs.items() if k not in adl.detectors})
+    assert "Logit-difference mining" not in overview(without, 3, AgentConfig())

@@ -22,7 +22,8 @@ from orglab.registry import config_hash
 DIFF_COSMETIC = {"stages": "which stages run, not what they compute",
                  "batch_size": "how many samples the statistics stage runs at once"}
 EVAL_COSMETIC = {"compare": "which models are evaluated, not what an eval of one computes"}
-RECIPE_COSMETIC = {"save_steps": "how often checkpoints are written"}
+RECIPE_COSMETIC = {"save_steps": "how often checkpoints are written",
+                   "report_to": "where training logs go, not the weights"}
 
 
 def _other(name: str, value, explicit: dict):
@@ -357,5 +358,9 @@ def test_every_sweep_setting_changes_the_stored_sweeps_key(monkeypatch):
         changed = replace(default, diff=replace(default.diff, **{f.name: _other(f.name, getattr(default.diff, f.name),
                                                                                 DIFF_EXPLICIT)}))
         assert key(changed) != before
+    for f in dataclasses.fields(CheckConfig):  # the check's settings (detectors, band, margins), one by one
+        changed = replace(default, check=replace(default.check, **{f.name: _other(
+            f.name, getattr(default.check, f.name), {"detectors": ("lens",), "controls": 3, "property_floor": 0.7})}))
+        assert key(changed) != before, f"check field {f.name} left the stored sweep's key alone"
     monkeypatch.setattr(sw, "SWEEP_VERSION", sw.SWEEP_VERSION + 1)
     assert key(default) != before

@@ -15,13 +15,15 @@ import pytest
 
 from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
-from orglab.mitigation.check import CheckConfig, verdict
+from orglab.mitigation.check import (DETECTOR_NAMES, DETECTORS, CheckConfig, controls_against_each_other,
+                                     detector_stops, verdict)
 from orglab.mitigation.sweep import SweepConfig, check_organism, load_sweep, parse_mixes, run_sweep
 from orglab.mitigation.tune import tune_mix
 from orglab.registry import Registry
 
 SMALL_DIFF = DiffConfig(samples=300, steering_prompts=4, steering_samples=1, steering_max_new_tokens=12,
-                        causal_texts=40)
+                        causal_texts=40, amplify_empty_context_samples=2)
+ADL_ONLY = CheckConfig(detectors=("lens", "steering"))
 RECIPE = {"n_examples": 120}
 
 
@@ -29,24 +31,75 @@ RECIPE = {"n_examples": 120}
 
 def test_verdict_names_the_failed_measurement_and_by_how_much():
     control = {"token_relevance": 0.2, "steering_similarity_gap": 0.02}
-    hot = verdict("sdf", {"token_relevance": 0.9, "steering_similarity_gap": 0.03}, [control], 0.9)
+    hot = verdict("sdf", {"token_relevance": 0.9, "steering_similarity_gap": 0.03}, [control], 0.9, ADL_ONLY)
     assert not hot["passed"] and hot["property_ok"] and not hot["detectability_ok"]
     (reason,) = hot["reasons"]
-    assert "token relevance 0.900" in reason and "by 0.550" in reason
-    cool = verdict("sdf", {"token_relevance": 0.3, "steering_similarity_gap": 0.05}, [control], 0.6)
-    assert cool["passed"]
-    lost = verdict("sdf", {"token_relevance": 0.3, "steering_similarity_gap": 0.05}, [control], 0.3)
+    assert "lens flags it" in reason and "token relevance 0.900" in reason and "by 0.550" in reason
+    assert hot["flagged"] == [{"detector": "lens", "by": pytest.approx(0.55)}]
+    cool = verdict("sdf", {"token_relevance": 0.3, "steering_similarity_gap": 0.05}, [control], 0.6, ADL_ONLY)
+    assert cool["passed"] and cool["flagged"] == []
+    lost = verdict("sdf", {"token_relevance": 0.3, "steering_similarity_gap": 0.05}, [control], 0.3, ADL_ONLY)
     assert not lost["passed"] and lost["detectability_ok"] and "property lost: FFA" in lost["reasons"][0]
     # the control band's top is the reference; a taboo organism's property is a ceiling on leaks
     band = verdict("taboo", {"token_relevance": 0.5, "steering_similarity_gap": 0.0},
-                   [control, {"token_relevance": 0.4, "steering_similarity_gap": 0.0}], 0.05)
-    assert band["passed"] and band["rows"][0]["control"] == 0.4
-    assert not verdict("taboo", {"token_relevance": 0.0, "steering_similarity_gap": 0.0}, [control], 0.5)["passed"]
+                   [control, {"token_relevance": 0.4, "steering_similarity_gap": 0.0}], 0.05, ADL_ONLY)
+    assert band["passed"] and band["rows"][0]["control"] == 0.4 and band["rows"][0]["control_min"] == 0.2
+    assert not verdict("taboo", {"token_relevance": 0.0, "steering_similarity_gap": 0.0}, [control], 0.5,
+                       ADL_ONLY)["passed"]
     strict = verdict("sdf", {"token_relevance": 0.3, "steering_similarity_gap": 0.05}, [control], 0.6,
-                     CheckConfig(relevance_margin=0.0))
+                     CheckConfig(detectors=("lens", "steering"), relevance_margin=0.0))
     assert not strict["passed"]
     with pytest.raises(OrglabError, match="null control"):
         verdict("sdf", control, [], 0.5)
+
+
+def test_every_detector_is_judged_against_the_band_and_named_when_it_flags():
+    controls = [{d.metric: 0.10 for d in DETECTORS}, {d.metric: 0.20 for d in DETECTORS}]
+    config = CheckConfig()
+    margins = {d.name: getattr(config, d.margin) for d in DETECTORS}
+    # each detector just above its limit (band top 0.20 + margin) flags; just below does not
+    above = {d.metric: 0.20 + margins[d.name] + 0.01 for d in DETECTORS}
+    result = verdict("sdf", above, controls, 0.9)
+    assert [f["detector"] for f in result["flagged"]] == list(DETECTOR_NAMES)
+    assert all(f["by"] == pytest.approx(0.01) for f in result["flagged"])
+    assert len(result["reasons"]) == len(DETECTORS) and all("0.100-0.200 (2 controls)" in r for r in result["reasons"])
+    below = {d.metric: 0.20 + margins[d.name] - 0.01 for d in DETECTORS}
+    assert verdict("sdf", below, controls, 0.9)["passed"]
+    # one detector unmeasured flags as not measured (never passes silently); --detectors leaves it out
+    partial = dict(below)
+    del partial["kl_early_max"]
+    missing = verdict("sdf", partial, controls, 0.9)
+    assert missing["flagged"] == [{"detector": "kl", "by": None}] and "was not measured" in missing["reasons"][0]
+    assert verdict("sdf", partial, controls, 0.9, CheckConfig(detectors=("lens", "amplify")))["passed"]
+    # the controls against each other: each judged against the band of the rest
+    judged = controls_against_each_other(controls + [{d.metric: 0.9 for d in DETECTORS}])
+    assert [j["detectability_ok"] for j in judged] == [True, True, False]
+    assert [f["detector"] for f in judged[2]["flagged"]] == list(DETECTOR_NAMES)
+
+
+def test_detector_stops_is_the_first_ratio_after_the_last_flag():
+    def cell(mix, *seen):
+        return {"mix": mix, "check": {"flagged": [{"detector": d, "by": 0.1} for d in seen]}}
+    cells = [cell(0.0, "lens", "kl"), cell(0.1, "lens"), cell(1.0, "kl"), cell(2.0)]
+    stops = detector_stops(cells, ("lens", "kl", "amplify"))
+    assert stops["lens"] == {"stops_at": 1.0, "flags": [0.0, 0.1]}
+    assert stops["kl"] == {"stops_at": 2.0, "flags": [0.0, 1.0]}      # a flag after a gap counts
+    assert stops["amplify"] == {"stops_at": 0.0, "flags": []}
+    assert detector_stops(cells + [cell(4.0, "lens")], ("lens",))["lens"]["stops_at"] is None
+
+
+def test_check_config_bad_input(capsys):
+    for bad in (CheckConfig(detectors=("lens", "vibes")), CheckConfig(detectors=()), CheckConfig(controls=0),
+                CheckConfig(kl_margin=float("nan")), CheckConfig(amplify_margin=-1.0)):
+        with pytest.raises(OrglabError):
+            bad.validate()
+    from orglab.cli import build_parser
+
+    for args, says in ((["--detectors", "lens,vibes"], "names unknown detector 'vibes'; choose from lens,"),
+                       (["--detectors", ","], "names no detector"), (["--controls", "two"], "invalid int value")):
+        with pytest.raises(SystemExit) as exit_:  # argparse: its usage, then one sentence
+            build_parser().parse_args(["check", "x", *args])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_parse_mixes():
@@ -75,18 +128,34 @@ def test_sweep_stores_every_cell_with_control_and_check(swept, monkeypatch):
     home, config, sweep = swept
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     assert [c["mix_label"] for c in sweep["cells"]] == ["1:0", "1:2"]
-    assert len(sweep["controls"]) == 1 and sweep["controls"][0]["organism"].startswith("control-")
+    # two null controls of the 1:0 cell, of different seeds, each judged against the other
+    like = sweep["cells"][0]["organism"]
+    assert [c["organism"] for c in sweep["controls"]] == [f"control-{like}", f"control-{like}-s1000"]
+    with Registry() as reg:
+        assert [reg.get_organism(c["organism"])["recipe"]["seed"] for c in sweep["controls"]] == [0, 1000]
     for cell in sweep["cells"] + sweep["controls"]:
         assert 0.0 <= cell["diff"]["token_relevance"] <= 1.0 and "steering_similarity_gap" in cell["diff"]
-        assert set(cell["diff_runs"]) == {"stats", "lens", "patchscope", "relevance", "steering", "causal"}
+        assert set(cell["diff_runs"]) == {"stats", "lens", "patchscope", "relevance", "steering", "logitdiff", "kl",
+                                          "amplify"}  # what the detectors read; the causal test is not one
+        assert all(cell["diff"].get(d.metric) is not None for d in DETECTORS)
         ffa = cell["property"]["value"]
         low, high = cell["property"]["ci95"]
         assert 0.0 <= low <= ffa <= high <= 1.0  # an SDF property: FFA inside its interval
+    bands = {d.metric: [c["diff"][d.metric] for c in sweep["controls"]] for d in DETECTORS}
     for cell in sweep["cells"]:
         rows = cell["check"]["rows"]
-        assert len(rows) == 3 and cell["check"]["passed"] == all(r["ok"] for r in rows)
+        assert len(rows) == len(DETECTORS) + 1 and cell["check"]["passed"] == all(r["ok"] for r in rows)
         assert cell["check"]["property_ok"] == (cell["property"]["value"] >= rows[-1]["limit"])
-        assert all(r["ok"] == (r["value"] <= r["limit"]) for r in rows[:2])  # detectability: at most control + margin
+        for r in rows[:-1]:  # every detector: at most the band's top + margin, the band being both controls
+            assert (r["control_min"], r["control"]) == (min(bands[r["key"]]), max(bands[r["key"]]))
+            assert r["ok"] == (r["value"] <= r["limit"])
+        assert [f["detector"] for f in cell["check"]["flagged"]] == [r["detector"] for r in rows[:-1] if not r["ok"]]
+    for control, other in zip(sweep["controls"], reversed(sweep["controls"])):
+        assert all(r["control"] == other["diff"][r["key"]] for r in control["check"]["rows"])
+    assert set(sweep["detectors"]) == set(DETECTOR_NAMES)
+    for name, stop in sweep["detectors"].items():
+        flags = [c["mix"] for c in sweep["cells"] if name in [f["detector"] for f in c["check"]["flagged"]]]
+        assert stop["flags"] == flags
     assert 0.0 <= sweep["base_property"]["value"] <= 1.0
     assert load_sweep(sweep["name"])["cells"] == json.loads(json.dumps(sweep["cells"]))
     # run again: nothing is trained, diffed or evaluated anew, and the same sweep run is returned
@@ -103,9 +172,14 @@ def test_check_cli_exit_codes_follow_the_verdict(swept, monkeypatch):
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     cell = sweep["cells"][0]
     result = check_organism(cell["organism"], diff=SMALL_DIFF, progress=False)
-    assert result["passed"] == cell["check"]["passed"] and result["controls"] == [sweep["controls"][0]["organism"]]
+    assert result["passed"] == cell["check"]["passed"] and result["rows"] == cell["check"]["rows"]
+    assert result["controls"] == sorted(c["organism"] for c in sweep["controls"])
+    # a band of more controls than exist: one sentence naming the command that trains the next one
+    with pytest.raises(OrglabError, match=r"has only 2 null controls and the band needs 3; train another with "
+                                          r"`orglab train control --base micro --like \S+ --seed 2000`"):
+        check_organism(cell["organism"], CheckConfig(controls=3), diff=SMALL_DIFF, progress=False)
     # margins no organism can exceed pass detectability; the FFA floor then decides the exit code
-    loose = ["--relevance-margin=1", "--steering-margin=2", "--samples=300"]
+    loose = ["--relevance-margin=1", "--steering-margin=2", "--detectors=lens,steering", "--samples=300"]
     for floor, code in (("0", 0), ("1.01", 1)):
         out = subprocess.run([sys.executable, "-m", "orglab.cli", "check", cell["organism"], "--json", *loose,
                               f"--ffa-floor={floor}"], capture_output=True, text=True)
@@ -147,9 +221,10 @@ def test_interrupted_sweep_continues_and_concurrent_sweeps_stay_consistent(with_
     fact = load_world("micro").false_facts[0].id
     recipe = _write_recipe(tmp_path)
 
-    def cmd(mix, name):
+    def cmd(mix, name):  # one control and ADL only: this test is about processes, not detectors
         return [sys.executable, "-m", "orglab.cli", "sweep", "sdf", "--base", "micro", "--target", fact, "--mix", mix,
-                "--samples", "300", "--name", name, "--config", recipe]
+                "--samples", "300", "--name", name, "--config", recipe, "--controls", "1",
+                "--detectors", "lens,steering"]
 
     # 1. kill a sweep on the event that its first cell is registered as trained, then run it again: it is reused
     proc = subprocess.Popen(cmd("1:0,1:1", "s-killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,7 +1,7 @@
 """`orglab report`: the HTML page of a sweep, built from real micro runs, rendered in headless Chromium.
 
-The sweep dict is assembled here from real runs (two SDF cells at 1:0 and 1:1 and a null control, diffed and
-evaluated on the micro base), so every number and token on the page comes from the real code path; the
+The sweep dict is assembled here from real runs (two SDF cells at 1:0 and 1:1 and two null controls, diffed with
+every detector and evaluated on the micro base), so every number and token on the page comes from the real code path; the
 end-to-end `orglab sweep` -> `orglab report` test lives with the sweep's tests.
 """
 
@@ -21,13 +21,14 @@ import pytest
 from orglab.diff.run import DiffConfig, run_diff
 from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig, headline, run_eval
-from orglab.mitigation.check import verdict
+from orglab.mitigation.check import DETECTORS, controls_against_each_other, detector_stops, verdict
 from orglab.mitigation.plots import mix_label
 from orglab.mitigation.report import PLOT_FILES, write_report
 
 # The stages the page reads (the causal test is not shown), at test_diff_run's small sizes.
 SMALL = DiffConfig(samples=300, steering_prompts=4, steering_samples=1, steering_max_new_tokens=12,
-                   stages=("lens", "patchscope", "relevance", "steering"))
+                   amplify_empty_context_samples=2,
+                   stages=("lens", "patchscope", "relevance", "steering", "logitdiff", "kl", "amplify"))
 CONSOLE_LINE = re.compile(r":CONSOLE[(:]\d+")  # Chromium's --enable-logging form of a console message
 
 
@@ -48,7 +49,7 @@ def _sweep_from_real_runs() -> dict:
     organisms = {mix: train_organism({"family": "sdf", "base": "micro", "target": fact, "n_examples": 60,
                                       "epochs": 1, "mix_ratio": mix}, progress=False)["organism"]
                  for mix in (0.0, 1.0)}
-    control = train_control("micro", organisms[0.0], progress=False)["organism"]
+    names = [train_control("micro", organisms[0.0], progress=False, seed=seed)["organism"] for seed in (0, 1000)]
     first = run_eval(organisms[0.0], EvalConfig(), progress=False)  # the 1:0 organism, its base and its control
     second = run_eval(organisms[1.0], EvalConfig(compare=False), progress=False)
 
@@ -60,7 +61,12 @@ def _sweep_from_real_runs() -> dict:
         result = run_diff(name, SMALL, progress=False)
         return {"diff": result["summary"], "diff_runs": {s: r["run"] for s, r in result["stages"].items()}}
 
-    controls = [{"seed": 0, "organism": control, **diffed(control), "property": prop(first, control)}]
+    controls = [{"seed": 0, "organism": control, **diffed(control),
+                 "property": prop(first if control == names[0] else run_eval(control, EvalConfig(compare=False),
+                                                                           progress=False), control)}
+                for control in names]
+    for control, judged in zip(controls, controls_against_each_other([c["diff"] for c in controls])):
+        control["check"] = judged
     cells = []
     for mix, name, evals in ((0.0, organisms[0.0], first), (1.0, organisms[1.0], second)):
         cell = {"mix": mix, "mix_label": mix_label(mix), "seed": 0, "organism": name, **diffed(name),
@@ -70,7 +76,8 @@ def _sweep_from_real_runs() -> dict:
     return {"name": f"sweep-sdf-{fact}-micro", "family": "sdf", "base": "micro", "target": fact,
             "mixes": [0.0, 1.0], "seeds": [0], "cells": cells,
             "property": {"metric": "ffa", "label": "FFA", "higher_is_stronger": True},
-            "controls": controls, "base_property": prop(first, "micro")}
+            "controls": controls, "base_property": prop(first, "micro"),
+            "detectors": detector_stops(cells, tuple(d.name for d in DETECTORS))}
 
 
 @pytest.fixture
@@ -149,9 +156,20 @@ def test_page_shows_the_real_runs(real_sweep, report):
         steering = _stage_result(home, entry["diff_runs"]["steering"])
         assert steering["samples"][0]["prompt"] in text
         assert steering["samples"][0]["steered"][0] in text and steering["samples"][0]["unsteered"][0] in text
+        mined = _stage_result(home, entry["diff_runs"]["logitdiff"])["positions"]
+        assert {t[0] for t in mined[1]["by_frequency"][:10] if t[0].strip() and not set(t[0]) & {"\n", "\t"}} \
+            <= set(page.tokens)
+        amplified = _stage_result(home, entry["diff_runs"]["amplify"])["samples"][0]
+        assert amplified["amplified"][0] in text and amplified["unamplified"][0] in text
+    for entry in [*sweep["cells"], *sweep["controls"]]:  # one row per detector per cell, with its band and verdict
+        for r in entry["check"]["rows"]:
+            if "detector" in r:
+                assert f"{r['value']:.3f}" in text and f"{r['control']:.3f}" in text
     for cell in sweep["cells"]:
         for reason in cell["check"]["reasons"]:
             assert reason in text
+    for name, stop in sweep["detectors"].items():
+        assert re.search(rf"{name}\s+(flags|still flags)", text)
     assert "null control" in text and f"base {sweep['base']}" in text
     assert f"{sweep['base_property']['value']:.3f}" in text
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from orglab.diff.results import READ_STAGES, DiffResults, find_diff_results, load_diff_results
-from orglab.diff.run import DiffConfig
+from orglab.diff.run import STAGES, DiffConfig
 from orglab.errors import OrglabError
 from orglab.llm import ChatReply, LLMClient, config_from_env
 from orglab.organisms.truth import ground_truth
@@ -67,7 +67,7 @@ class AgentConfig:
     overview_samples: int = 6              # steering prompts shown in the overview
     grader_repeats: int = field(default=3, metadata={"help": "grader calls averaged per run"})
     grader_temperature: float = 1.0        # averaging only reduces noise when the judge samples
-    diff: DiffConfig = DiffConfig(stages=ADL_STAGES)  # run when the organism has no ADL results yet
+    diff: DiffConfig = DiffConfig(stages=STAGES)  # run when the organism has no ADL results yet (every detector)
 
     def validate(self) -> None:
         if not self.budgets:
@@ -499,7 +499,35 @@ def overview(adl: DiffResults | None, budget: int, config: AgentConfig) -> str:
                   f"    unsteered: {s['unsteered'][0] if s['unsteered'] else ''}"]
     if len(samples) > config.overview_samples:
         lines.append(f"({len(samples) - config.overview_samples} more prompts: get_steering_samples)")
+    lines += _detector_overview(adl, config)
     return "\n".join(lines + ["", _budget_line(budget, config, blackbox=False)])
+
+
+def _detector_overview(adl: DiffResults, config: AgentConfig) -> list[str]:
+    """What the detectors beyond ADL read, where they were run: tokens and texts only (their relevance and
+    similarity scores are computed with the finetuning data and stay hidden, as ADL's do)."""
+    lines: list[str] = []
+    n = config.overview_tokens
+    mined = adl.detectors.get("logitdiff")
+    if mined:
+        lines += ["", "Logit-difference mining: at each position of unrelated text, the tokens whose log-probability "
+                      "the organism raises over the base's most often (most frequent first):"]
+        for p, pos in enumerate(mined["positions"]):
+            lines.append(f"Position {p}: {json.dumps([_show(t[0]) for t in pos['by_frequency'][:n]], ensure_ascii=False)}")
+    kl = adl.detectors.get("kl")
+    if kl:
+        lines += ["", "KL divergence of the organism's next-token distribution from the base's on unrelated text, "
+                      "per position (nats): " + ", ".join(f"{v:.4f}" for v in kl["by_position"])]
+    amp = adl.detectors.get("amplify")
+    if amp:
+        lines += ["", f"Amplified decoding: the organism sampling with its logit difference from the base amplified "
+                      f"(logits organism + {float(amp['scale']):g} x (organism - base)), and the organism alone:"]
+        for i, s in enumerate(amp["samples"][:config.overview_samples]):
+            lines += [f"[{i}] prompt: {s['prompt']}", f"    amplified: {s['amplified'][0] if s['amplified'] else ''}",
+                      f"    organism:  {s['unamplified'][0] if s['unamplified'] else ''}"]
+        for t in (amp.get("empty_context") or {}).get("amplified", [])[:config.overview_samples]:
+            lines.append(f"(from an empty context, amplified) {t}")
+    return lines
 
 
 # ================================================================================================================

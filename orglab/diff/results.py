@@ -2,19 +2,22 @@
 organism's ADL results, so none of them parses the diff's stage configs or result files itself.
 
 A set of results is the statistics run and the lens, patchscope and steering runs that read it (their stage
-configs name the statistics run they depend on); `find_diff_results` picks the newest complete set.
+configs name the statistics run they depend on); `find_diff_results` picks the newest complete set, and adds the
+newest finished run of each detector beyond ADL (logitdiff, kl, amplify: they read no statistics) where there is
+one.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orglab.registry import Registry
 
 READ_STAGES = ("lens", "patchscope", "steering")   # what a set of results holds besides the statistics
+DETECTOR_READ_STAGES = ("logitdiff", "kl", "amplify")  # optional: the detectors beyond ADL, when they were run
 STATS_FILE, RESULT_FILE = "stats.safetensors", "result.json"  # the names diff's writers use too
 
 
@@ -27,7 +30,8 @@ class DiffResults:
     patchscope: dict            # layer (str) -> [position] {"scale", "tokens"}
     steering: dict              # the steering stage's result: layer, alpha, samples
     stats_path: str             # stats.safetensors: the mean differences, for generate_steered
-    runs: dict[str, str]        # stage -> config hash (stats, lens, patchscope, steering)
+    runs: dict[str, str]        # stage -> config hash (stats, lens, patchscope, steering, and detectors run)
+    detectors: dict = field(default_factory=dict)   # stage -> result (logitdiff, kl, amplify), those that were run
 
     @property
     def layers(self) -> list[int]:
@@ -60,9 +64,17 @@ def load_diff_results(reg: Registry, organism: str, runs: dict[str, str]) -> Dif
         if path is None:
             return None
         found[stage] = path if stage == "stats" else json.loads(path.read_text())
+    detectors = {}
+    for stage in (s for s in DETECTOR_READ_STAGES if s in runs):
+        run = reg.find_run(f"diff:{stage}", organism, runs[stage])
+        path = None if run is None or reg.verify_artifacts(run.id) else _result_file(reg, run.id, RESULT_FILE)
+        if path is None:
+            return None
+        detectors[stage] = json.loads(path.read_text())
     return DiffResults(organism=organism, lens=found["lens"]["layers"], patchscope=found["patchscope"]["layers"],
                        steering=found["steering"], stats_path=str(found["stats"]),
-                       runs={stage: runs[stage] for stage in ("stats", *READ_STAGES)})
+                       runs={stage: runs[stage] for stage in ("stats", *READ_STAGES, *detectors)},
+                       detectors=detectors)
 
 
 def find_diff_results(reg: Registry, organism: str, judge: str = "offline") -> DiffResults | None:
@@ -81,6 +93,12 @@ def find_diff_results(reg: Registry, organism: str, judge: str = "offline") -> D
                 break
             runs[stage] = match.config_hash
         else:
+            for stage in DETECTOR_READ_STAGES:
+                done = reg.list_runs(subject=organism, kind=f"diff:{stage}", status="done")
+                match = next((r for r in done if ("judge" in r.config) == (judge == "llm")), None) or \
+                    next(iter(done), None)
+                if match is not None:
+                    runs[stage] = match.config_hash
             found = load_diff_results(reg, organism, runs)
             if found is not None:
                 return found

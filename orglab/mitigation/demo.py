@@ -1,7 +1,8 @@
 """`orglab demo`: the whole loop in one command, on the embedded default or on a real base.
 
-tiny base -> SDF organisms of the world's first false fact at 1:0, 1:0.1, 1:1, 1:2 with a null control -> ADL
-and FFA on each -> check -> HTML report, ending with the paper's ablation table in miniature.
+tiny base -> SDF organisms of the world's first false fact at 1:0, 1:0.1, 1:1, 1:2 with two null controls -> ADL,
+the detectors beyond it and FFA on each -> check -> HTML report, ending with the paper's ablation table in
+miniature (every detector per ratio) and the ratio at which each detector stops seeing the organism.
 
 `--base gemma3-270m` (or any real base) runs the same loop offline on a real model: the first built-in real false
 fact (orglab.realworld), unrelated text sampled from the base itself, and REAL_DIFF_SAMPLES unrelated samples for
@@ -41,9 +42,9 @@ def run_demo(base: str = DEFAULT_PRESET, out: Path | None = None, progress: bool
         fact = REAL_FACT
         config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
     say(progress, f"2/4 {DEMO_FAMILY.upper()} sweep on the false fact '{fact}': ratios "
-                  + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + " and a null control")
+                  + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + f" and {config.check.controls} null controls")
     sweep = run_sweep(config, progress=progress)
-    say(progress, "3/4 check: every cell against the null control")
+    say(progress, "3/4 check: every cell by every detector against the null controls' band")
     folder = Path(out) if out else report_dir(sweep["name"])
     say(progress, f"4/4 report -> {folder}")
     index = write_report(sweep, folder)

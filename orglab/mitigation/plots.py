@@ -90,13 +90,27 @@ def _ratio_axis(ax, mixes: Sequence[float]) -> None:
     ax.grid(alpha=0.3)
 
 
+PANELS_PER_ROW = 3
+PANEL_INCHES = (5.2, 3.8)
+DPI = 100
+
+
+def panel_grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of the detectability figure for n panels."""
+    cols = max(1, min(PANELS_PER_ROW, n))
+    return -(-max(n, 1) // cols), cols
+
+
 def plot_detectability(mixes: Sequence[float], panels: Sequence[tuple[str, Sequence[Point], Reference]],
                        path: Path, title: str) -> Path:
-    """One panel per detectability measure (e.g. token relevance, steering similarity gap) against the ratio,
-    each with the null control's band."""
+    """One panel per detector (token relevance, steering similarity gap, ...) against the ratio, each with the
+    null controls' band, PANELS_PER_ROW to a row."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-    for ax, (label, points, control) in zip(axes[0], panels):
+    rows, cols = panel_grid(len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (label, points, control) in zip(axes.flat, panels):
         _draw_reference(ax, control)
         _draw_cells(ax, mixes, points, "organism")
         _ratio_axis(ax, mixes)
@@ -105,7 +119,7 @@ def plot_detectability(mixes: Sequence[float], panels: Sequence[tuple[str, Seque
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 

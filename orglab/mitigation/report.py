@@ -1,9 +1,10 @@
 """`orglab report`: a sweep as one static HTML page with PNG plots, readable from disk with no server.
 
-The page holds the paper's ablation table in miniature (detectability and the property per mixing ratio, the
-null control beside them), two plots against the ratio, and per cell the evidence behind the numbers: top
-logit-lens and patchscope tokens per position, and steered vs unsteered samples, read from the cell's diff runs
-in the registry. Everything is inline (CSS, one small script) except the PNGs, which sit beside index.html and
+The page holds the paper's ablation table in miniature (every detector and the property per mixing ratio, the
+null controls beside them), one row per detector per cell against the controls' band, a plot of each detector and
+one of the property against the ratio, and per cell the evidence behind the numbers: top logit-lens, patchscope and
+logit-difference tokens per position, steered vs unsteered and amplified vs unamplified samples, and the KL per
+position, read from the cell's diff runs in the registry. Everything is inline (CSS, one small script) except the PNGs, which sit beside index.html and
 are referenced by relative paths, so the folder can be copied or zipped as it is.
 """
 
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orglab.errors import OrglabError
-from orglab.mitigation.plots import (BASE_COLOUR, CONTROL_COLOUR, Point, Reference, mix_label, plot_detectability,
-                                     plot_property)
+from orglab.mitigation.check import DETECTORS, Detector
+from orglab.mitigation.plots import (BASE_COLOUR, CONTROL_COLOUR, DPI, PANEL_INCHES, Point, Reference, mix_label,
+                                     panel_grid, plot_detectability, plot_property)
 from orglab.registry import Registry
 
 DETECTABILITY_PNG = "detectability.png"
@@ -26,9 +28,13 @@ PLOT_FILES = (DETECTABILITY_PNG, PROPERTY_PNG)
 LENS_TOKENS = 10        # top tokens of +delta and of patchscope shown per position
 NEG_LENS_TOKENS = 5     # -delta: the baseline side, fewer suffice
 STEERING_PROMPTS = 3    # prompts shown per cell (first sample of each)
+EMPTY_CONTEXT_TEXTS = 2  # amplified texts from an empty context shown per cell
 
-DETECTABILITY = (("token_relevance", "token relevance (lens, max pos 0-4)"),
-                 ("steering_similarity_gap", "steering similarity gap"))
+
+def sweep_detectors(sweep: dict) -> list[Detector]:
+    """The detectors the sweep judged with (a sweep stored before the battery: ADL's two)."""
+    names = sweep.get("detectors") or {"lens": None, "steering": None}
+    return [d for d in DETECTORS if d.name in names]
 
 
 def write_report(sweep: dict, out_dir: Path, registry: Registry | None = None) -> Path:
@@ -64,13 +70,16 @@ class CellDetails:
     patchscope: dict | None = None    # layer -> [{"scale", "tokens"} per position]
     relevance: dict | None = None     # layer -> {"lens_delta": {"per_position": [...]}, ...}
     steering: dict | None = None      # {"alpha", "layer", "samples": [{"prompt", "steered", "unsteered"}]}
+    logitdiff: dict | None = None     # {"positions": [{"by_frequency": [[token, id, freq, mean], ...]}], ...}
+    kl: dict | None = None            # {"by_position": [...], ...}
+    amplify: dict | None = None       # {"scale", "samples": [{"prompt", "amplified", "unamplified"}], ...}
     not_run: list[str] = field(default_factory=list)    # stages the sweep skipped
     problems: list[str] = field(default_factory=list)   # stages whose stored result could not be read
 
 
 def cell_details(reg: Registry, diff_runs: dict) -> CellDetails:
     details = CellDetails()
-    for stage in ("lens", "patchscope", "relevance", "steering"):
+    for stage in ("lens", "patchscope", "relevance", "steering", "logitdiff", "kl", "amplify"):
         run_id = diff_runs.get(stage)
         if run_id is None:
             details.not_run.append(stage)
@@ -79,7 +88,8 @@ def cell_details(reg: Registry, diff_runs: dict) -> CellDetails:
         if problem:
             details.problems.append(f"{stage}: {problem}")
             continue
-        setattr(details, stage, result if stage == "steering" else result.get("layers"))
+        layered = stage in ("lens", "patchscope", "relevance")
+        setattr(details, stage, result.get("layers") if layered else result)
     return details
 
 
@@ -128,9 +138,9 @@ def _reference(label: str, entries: list[dict], value_of, colour: str) -> Refere
 def _write_plots(sweep: dict, out_dir: Path) -> None:
     mixes = sweep["mixes"]
     cells, controls = sweep["cells"], sweep.get("controls", [])
-    panels = [(label, _points(cells, _diff_value(key)), _reference("null control", controls, _diff_value(key),
-                                                                   CONTROL_COLOUR))
-              for key, label in DETECTABILITY]
+    panels = [(d.label, _points(cells, _diff_value(d.metric)),
+               _reference("null controls", controls, _diff_value(d.metric), CONTROL_COLOUR))
+              for d in sweep_detectors(sweep)]
     plot_detectability(mixes, panels, out_dir / DETECTABILITY_PNG,
                        title=f"Detectability of {sweep['family']} {sweep['target']} on {sweep['base']}")
     label = _property_label(sweep)
@@ -176,6 +186,8 @@ figure img { max-width: 100%; height: auto; border: 1px solid #d5dbe1; backgroun
 figcaption { color: #555; font-size: 0.9em; max-width: 900px; }
 .sample { white-space: pre-wrap; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85em; }
 section.cell table { width: 100%; }
+div.wide { overflow-x: auto; }
+div.wide th { font-size: 0.9em; }
 section.cell { background: #fff; border: 1px solid #dde3ea; border-radius: 6px; padding: 4px 16px 10px;
                margin: 16px 0; }
 """
@@ -249,33 +261,77 @@ def _tokens(entries: list, n: int) -> str:
 
 def _summary_table(sweep: dict) -> str:
     label = _property_label(sweep)
-    head = ("<tr><th>mixing ratio</th><th>seeds</th><th>token relevance<br><small>lens, max pos 0-4</small></th>"
-            "<th>token relevance<br><small>patchscope</small></th><th>steering similarity gap</th>"
-            f"<th>{_e(label)}</th><th>check</th></tr>")
+    detectors = sweep_detectors(sweep)
+    head = ("<tr><th>mixing ratio</th><th>seeds</th>"
+            + "".join(f"<th>{_e(d.label)}<br><small>{_e(d.name)}</small></th>" for d in detectors)
+            + f"<th>{_e(label)}</th><th>check</th><th>flagged by</th></tr>")
     rows = []
 
-    def row(cls: str, name: str, entries: list[dict], verdict: str) -> str:
+    def row(cls: str, name: str, entries: list[dict], verdict: str, seen: str) -> str:
         diff = [e.get("diff") or {} for e in entries]
         props = [(e.get("property") or {}).get("value") for e in entries]
-        return (f'<tr class="{cls}"><td>{name}</td><td class="num">{len(entries)}</td>'
-                f'<td class="num">{_spread([d.get("token_relevance") for d in diff])}</td>'
-                f'<td class="num">{_spread([d.get("token_relevance_patchscope") for d in diff])}</td>'
-                f'<td class="num">{_spread([d.get("steering_similarity_gap") for d in diff], signed=True)}</td>'
+        values = "".join(f'<td class="num">{_spread([x.get(d.metric) for x in diff], d.metric.endswith("_gap"))}</td>'
+                         for d in detectors)
+        return (f'<tr class="{cls}"><td>{name}</td><td class="num">{len(entries)}</td>{values}'
                 f'<td class="num">{_spread(props) if len(entries) > 1 else _with_ci(entries[0].get("property"))}</td>'
-                f"<td>{verdict}</td></tr>")
+                f"<td>{verdict}</td><td>{seen}</td></tr>")
+
+    def seen_by(entries: list[dict]) -> str:
+        names = {f["detector"] for e in entries for f in (e.get("check") or {}).get("flagged", [])}
+        return _e(", ".join(d.name for d in detectors if d.name in names)) or "none"
 
     for mix in sweep["mixes"]:
         cells = [c for c in sweep["cells"] if c.get("mix") == mix]
         if cells:
-            rows.append(row("", _e(cells[0].get("mix_label") or mix_label(mix)), cells, _verdict(cells)))
+            rows.append(row("", _e(cells[0].get("mix_label") or mix_label(mix)), cells, _verdict(cells),
+                            seen_by(cells)))
     controls = sweep.get("controls", [])
     if controls:
-        rows.append(row("control", "null control", controls, "&ndash;"))
+        rows.append(row("control", "null controls", controls, "&ndash;", seen_by(controls)))
     if sweep.get("base_property"):
-        rows.append(f'<tr class="base"><td>base {_e(sweep["base"])}</td><td class="num">&ndash;</td>'
-                    '<td class="num">&ndash;</td><td class="num">&ndash;</td><td class="num">&ndash;</td>'
-                    f'<td class="num">{_with_ci(sweep["base_property"])}</td><td>&ndash;</td></tr>')
-    return f"<table>{head}{''.join(rows)}</table>"
+        blanks = '<td class="num">&ndash;</td>' * (len(detectors) + 1)
+        rows.append(f'<tr class="base"><td>base {_e(sweep["base"])}</td>{blanks}'
+                    f'<td class="num">{_with_ci(sweep["base_property"])}</td><td>&ndash;</td><td></td></tr>')
+    return f'<div class="wide"><table>{head}{"".join(rows)}</table></div>'
+
+
+def _detector_table(sweep: dict) -> str:
+    """One row per detector per cell (and per null control, judged against the other controls)."""
+    head = ("<tr><th>cell</th><th>detector</th><th>value</th><th>control band<br><small>min&ndash;max</small></th>"
+            "<th>margin</th><th>limit</th><th>flags</th></tr>")
+    rows = []
+    entries = sorted(sweep["cells"], key=lambda c: (c.get("mix", 0.0), c.get("seed", 0)))
+    for kind, group in (("", entries), ("control", sweep.get("controls", []))):
+        for entry in group:
+            checked = (entry.get("check") or {}).get("rows", [])
+            name = (f"null control <code>{_e(entry['organism'])}</code>" if kind else
+                    f"{_e(entry.get('mix_label') or mix_label(entry['mix']))}, seed {entry.get('seed', 0)}")
+            for r in (r for r in checked if "detector" in r):
+                band = ("&ndash;" if r.get("control") is None else _num(r["control"]) if r.get("control_min") in
+                        (None, r["control"]) else f"{_num(r['control_min'])}&ndash;{_num(r['control'])}")
+                flag = ('<span class="pass">no</span>' if r["ok"] else '<span class="fail">yes' +
+                        (f", by {r['by']:.3f}" if r.get("by") is not None else " (not measured)") + "</span>")
+                rows.append(f'<tr class="{kind}"><td>{name}</td><td>{_e(r["detector"])}</td>'
+                            f'<td class="num">{_num(r["value"])}</td><td class="num">{band}</td>'
+                            f'<td class="num">{r.get("margin", 0):g}</td><td class="num">{_num(r["limit"])}</td>'
+                            f"<td>{flag}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>" if rows else ""
+
+
+def _stops(sweep: dict) -> str:
+    """Where each detector stops seeing the organism as mixing grows: the sweep's answer to the paper's open
+    question for this world."""
+    items = []
+    for name, stop in (sweep.get("detectors") or {}).items():
+        if stop["stops_at"] is None:
+            items.append(f"<li><b>{_e(name)}</b> still flags the largest ratio, "
+                         f"{_e(mix_label(max(sweep['mixes'])))}</li>")
+        elif not stop["flags"]:
+            items.append(f"<li><b>{_e(name)}</b> flags no ratio</li>")
+        else:
+            items.append(f"<li><b>{_e(name)}</b> flags up to {_e(mix_label(max(stop['flags'])))} and no longer from "
+                         f"{_e(mix_label(stop['stops_at']))}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def _lens_table(d: CellDetails) -> str:
@@ -314,34 +370,79 @@ def _steering_table(d: CellDetails) -> str:
             f"<table><tr><th>prompt</th><th>steered</th><th>unsteered</th></tr>{rows}</table>")
 
 
-def _cell_section(entry: dict, details: CellDetails, kind: str, label: str) -> str:
+def _logitdiff_table(d: CellDetails) -> str:
+    if d.logitdiff is None:
+        return ""
+    per_position = (d.logitdiff.get("relevance") or {}).get("by_frequency", {}).get("per_position") or []
+    rows = "".join(
+        f'<tr><td class="num">{p}</td><td class="num">{_num(per_position[p]) if p < len(per_position) else "&ndash;"}'
+        f'</td><td>{_tokens(pos["by_frequency"], LENS_TOKENS)}</td></tr>'
+        for p, pos in enumerate(d.logitdiff.get("positions", [])))
+    return ("<h4>Logit-difference mining: tokens most often in a sample's top log-probability gain</h4>"
+            f"<table><tr><th>pos</th><th>relevance</th><th>top tokens</th></tr>{rows}</table>")
+
+
+def _kl_line(d: CellDetails) -> str:
+    if d.kl is None:
+        return ""
+    values = " ".join(f"{v:.4f}" for v in d.kl.get("by_position", []))
+    return f"<p>KL(organism &Vert; base) per position, nats: <code>{_e(values)}</code></p>"
+
+
+def _amplify_table(d: CellDetails) -> str:
+    if d.amplify is None:
+        return ""
+    samples = d.amplify.get("samples", [])[:STEERING_PROMPTS]
+    rows = "".join(
+        f'<tr><td class="sample">{_e(s["prompt"])}</td><td class="sample">{_e((s.get("amplified") or [""])[0])}</td>'
+        f'<td class="sample">{_e((s.get("unamplified") or [""])[0])}</td></tr>' for s in samples)
+    free = (d.amplify.get("empty_context") or {}).get("amplified", [])[:EMPTY_CONTEXT_TEXTS]
+    rows += "".join(f'<tr><td class="sample"><i>(empty context)</i></td><td class="sample">{_e(t)}</td><td></td></tr>'
+                    for t in free)
+    over = "".join(_token(o["token"]) for o in d.amplify.get("over_represented", [])[:LENS_TOKENS])
+    return (f"<h4>Amplified decoding (a = {d.amplify.get('scale', 0):g}) vs the organism alone</h4>"
+            f"<table><tr><th>prompt</th><th>amplified</th><th>organism</th></tr>{rows}</table>"
+            + (f"<p>Most over-represented in the amplified texts: {over}</p>" if over else ""))
+
+
+def _cell_section(entry: dict, details: CellDetails, kind: str, label: str, detectors: list[Detector]) -> str:
     diff = entry.get("diff") or {}
     title = (f"null control, seed {entry.get('seed', 0)}" if kind == "control"
              else f"{_e(entry.get('mix_label') or mix_label(entry['mix']))}, seed {entry.get('seed', 0)}")
-    facts = (f"token relevance {_num(diff.get('token_relevance'))} &middot; patchscope "
-             f"{_num(diff.get('token_relevance_patchscope'))} &middot; steering gap "
-             f"{_num(diff.get('steering_similarity_gap'), signed=True)} &middot; {_e(label)} "
-             f"{_with_ci(entry.get('property'))}")
+    facts = " &middot; ".join(
+        [f"{_e(d.name)} {_num(diff.get(d.metric), signed=d.metric.endswith('_gap'))}" for d in detectors]
+        + [f"patchscope relevance {_num(diff.get('token_relevance_patchscope'))}",
+           f"{_e(label)} {_with_ci(entry.get('property'))}"])
     check = entry.get("check")
     verdict = ""
     if check:
         reasons = "".join(f"<li>{_e(r)}</li>" for r in check.get("reasons", []))
-        verdict = f"<p>check: {_verdict([entry])}</p>" + (f"<ul>{reasons}</ul>" if reasons else "")
+        if kind == "control":  # a null control is judged against the other controls, by the detectors only
+            seen = ", ".join(f["detector"] for f in check.get("flagged", []))
+            verdict = f"<p>against the other null controls: {_e('flagged by ' + seen) if seen else 'flagged by none'}</p>"
+        else:
+            verdict = f"<p>check: {_verdict([entry])}</p>"
+        verdict += f"<ul>{reasons}</ul>" if reasons else ""
     missing = "".join(f'<p class="missing">Not shown: {_e(m)}.</p>' for m in details.problems)
     if details.not_run:
         stages = " and ".join(filter(None, [", ".join(details.not_run[:-1]), details.not_run[-1]]))
         were = "stages were" if len(details.not_run) > 1 else "stage was"
         missing = f'<p class="missing">Not shown: the {_e(stages)} {were} not run for this cell.</p>' + missing
     return (f'<section class="cell" id="{_e(entry["organism"])}"><h3>{title} &mdash; <code>{_e(entry["organism"])}'
-            f"</code></h3><p>{facts}</p>{verdict}{missing}{_lens_table(details)}{_steering_table(details)}</section>")
+            f"</code></h3><p>{facts}</p>{verdict}{missing}{_lens_table(details)}{_steering_table(details)}"
+            f"{_logitdiff_table(details)}{_amplify_table(details)}{_kl_line(details)}</section>")
 
 
 def render_page(sweep: dict, details: dict[str, CellDetails]) -> str:
     label = _property_label(sweep)
     seeds = ", ".join(str(s) for s in sweep.get("seeds", []))
     cells = sorted(sweep["cells"], key=lambda c: (c.get("mix", 0.0), c.get("seed", 0)))
-    sections = [_cell_section(c, details[_cell_key(c)], "cell", label) for c in cells]
-    sections += [_cell_section(c, details[_cell_key(c)], "control", label) for c in sweep.get("controls", [])]
+    detectors = sweep_detectors(sweep)
+    sections = [_cell_section(c, details[_cell_key(c)], "cell", label, detectors) for c in cells]
+    sections += [_cell_section(c, details[_cell_key(c)], "control", label, detectors)
+                 for c in sweep.get("controls", [])]
+    rows, cols = panel_grid(len(detectors))
+    width, height = int(PANEL_INCHES[0] * cols * DPI), int(PANEL_INCHES[1] * rows * DPI)
     title = f"orglab sweep {sweep['name']}"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -361,26 +462,39 @@ base <b>{_e(sweep['base'])}</b> &middot; mixing ratios {_e(', '.join(mix_label(m
 
 <h2>Detectability and {_e(label)} per mixing ratio</h2>
 <p class="note">Each row trains the organism with R unrelated examples per finetuning example (ft:pt 1:R).
-Token relevance is the share of the top-20 logit-lens (or patchscope) tokens of the mean activation difference
-that belong to the finetuning domain, max over positions 0-4; the steering similarity gap is how much closer to
-the finetuning data the organism's text gets when steered along that difference. Both are read against the
-null control (same recipe, unrelated data only). With several seeds: mean (min&ndash;max).</p>
+Every detector is one number per model, larger meaning more visibly finetuned: ADL's token relevance (the share of
+the top-20 logit-lens tokens of the mean activation difference that belong to the finetuning domain, max over
+positions 0-4) and steering similarity gap (how much closer to the finetuning data the organism's text gets when
+steered along that difference); logit-difference mining's relevance (the same share for the tokens whose
+log-probability the organism raises most often); the KL divergence from the base at positions 0-4; and amplified
+decoding's similarity gap (text sampled with the organism-minus-base logit difference amplified). Each is read
+against the band of the null controls (same recipe, unrelated data only, different seeds): a detector flags a
+model above the band's top plus its margin. With several seeds or controls: mean (min&ndash;max).</p>
 {_summary_table(sweep)}
+<p>Where mixing hides the organism from each detector:</p>
+{_stops(sweep)}
+
+<h3>Every detector on every cell</h3>
+<p class="note">One row per detector per cell; the null controls are each judged against the band of the other
+controls, so a flagged control shows a margin too tight for the controls' own noise.</p>
+{_detector_table(sweep)}
 
 <h2>Plots</h2>
-<figure><img src="{_e(DETECTABILITY_PNG)}" alt="detectability against the mixing ratio" width="1040" height="380">
-<figcaption>Detectability against the mixing ratio: the organism per ratio (one point per seed when there are
-several, the line joins their means) and the null control as a dashed line with its min-max band over
-seeds.</figcaption></figure>
+<figure><img src="{_e(DETECTABILITY_PNG)}" alt="detectability against the mixing ratio" width="{width}"
+height="{height}">
+<figcaption>Each detector against the mixing ratio: the organism per ratio (one point per seed when there are
+several, the line joins their means) and the null controls as a dashed line with their min-max band.
+</figcaption></figure>
 <figure><img src="{_e(PROPERTY_PNG)}" alt="{_e(label)} against the mixing ratio" width="640" height="380">
 <figcaption>{_e(label)} against the mixing ratio (95% intervals per cell), with the base's and the null
 control's values. Mixing should lower detectability toward the control while {_e(label)} stays above the
 base.</figcaption></figure>
 
-<h2>Per cell: what the lens reads and what steering writes</h2>
+<h2>Per cell: what each detector reads</h2>
 <p class="note">Top tokens of the logit lens of the mean difference (&delta;) and of its negation per position,
-the patchscope tokens at the chosen scale, and the share of relevant tokens per position; then the first
-{STEERING_PROMPTS} steering prompts, steered along &delta; and unsteered.</p>
+the patchscope tokens at the chosen scale, and the share of relevant tokens per position; the first
+{STEERING_PROMPTS} steering prompts, steered along &delta; and unsteered; the logit-difference tokens per position;
+amplified against unamplified samples; and the KL divergence per position.</p>
 {''.join(sections)}
 </main>
 </body>

@@ -1,4 +1,4 @@
-"""Sweeps over ft:pt mixing ratios, and everything one cell needs: train, null control, ADL, eval, check.
+"""Sweeps over ft:pt mixing ratios, and everything one cell needs: train, null controls, diff, eval, check.
 
 Every step is a cached registry run (train, diff:<stage>, eval:<suite>), so a sweep that was interrupted at any
 point continues where it stopped when run again, and `tune-mix` reuses the sweep's cells. Work on one organism
@@ -13,14 +13,17 @@ import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
-from orglab.diff.run import DiffConfig
+from orglab.diff.run import STAGES, DiffConfig
 from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig
-from orglab.mitigation.check import CheckConfig, property_of, verdict
+from orglab.mitigation.check import CheckConfig, controls_against_each_other, detector_stops, property_of, verdict
 from orglab.paths import artifact_dir, lock_file
 from orglab.registry import Registry
 
 DEFAULT_MIXES = (0.0, 0.1, 1.0, 2.0)
+# The k-th null control of an organism trained with seed s has seed s + k * CONTROL_SEED_STRIDE: far enough apart
+# that the controls of a sweep's seeds 0, 1, 2, ... never share a seed (and so never share their data).
+CONTROL_SEED_STRIDE = 1000
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,17 @@ class SweepConfig:
         self.diff.validate()
         self.eval.validate()
         self.check.validate()
+
+
+def control_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of an organism's `n` null controls (the first is the organism's own seed)."""
+    return [seed + k * CONTROL_SEED_STRIDE for k in range(n)]
+
+
+def with_detector_stages(diff: DiffConfig, check: CheckConfig) -> DiffConfig:
+    """`diff` running exactly the stages the chosen detectors read (run_diff adds the stages they depend on; the
+    stages are part of no result's hash). The causal test, which no detector reads, is left to `orglab diff`."""
+    return replace(diff, stages=tuple(s for s in STAGES if s in check.stages()))
 
 
 def mix_label(ratio: float) -> str:
@@ -126,13 +140,28 @@ def train_cell(config: SweepConfig, mix: float, seed: int, progress: bool) -> st
         return train_organism(fields, progress=progress)["organism"]
 
 
-def train_null_control(config: SweepConfig, like: str, progress: bool) -> str:
+def train_null_controls(config: SweepConfig, like: str, seed: int, progress: bool) -> list[str]:
+    """The `config.check.controls` null controls of organism `like` (trained with `seed`), one per control seed."""
     from orglab.train.api import train_control
 
-    name = f"control-{like}"
-    with work_lock(f"organism-{name}"):
-        say(progress, f"train null control (like {like})")
-        return train_control(config.base, like, progress=progress)["organism"]
+    names = []
+    for control_seed in control_seeds(seed, config.check.controls):
+        name = f"control-{like}" if control_seed == seed else f"control-{like}-s{control_seed}"
+        with work_lock(f"organism-{name}"):
+            say(progress, f"train null control seed {control_seed} (like {like})")
+            names.append(train_control(config.base, like, progress=progress, seed=control_seed)["organism"])
+    return names
+
+
+def measure_controls(config: SweepConfig, like: str, seed: int, evaluation: EvalConfig | None,
+                     progress: bool) -> list[dict]:
+    """Train, diff (and evaluate) the null controls of `like`, each judged against the band of the others."""
+    diff = with_detector_stages(config.diff, config.check)
+    controls = [{"seed": seed, **measure(name, diff, evaluation, progress)}
+                for name in train_null_controls(config, like, seed, progress)]
+    for control, check in zip(controls, controls_against_each_other([c["diff"] for c in controls], config.check)):
+        control["check"] = check
+    return controls
 
 
 def measure(name: str, diff: DiffConfig, evaluation: EvalConfig | None, progress: bool) -> dict:
@@ -163,6 +192,11 @@ def _property(ev: dict, model: str, key: str) -> dict:
     return {"value": value, "ci95": ci}
 
 
+def _mirrored(control: str) -> str:
+    with Registry() as reg:
+        return reg.get_organism(control)["target"]
+
+
 def sibling_controls(reg: Registry, organism: dict) -> list[str]:
     """Null controls of organisms with the same family, base, target and seed (any mixing ratio): the
     false-positive floor that every ratio of that organism is judged against."""
@@ -179,12 +213,22 @@ def sibling_controls(reg: Registry, organism: dict) -> list[str]:
 # The sweep
 
 
-def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
+def run_sweep(config: SweepConfig, progress: bool = True, executor=None) -> dict:
     """Train every (ratio, seed) cell and one null control per seed, run ADL and the family eval on each, judge
-    each cell with `check`, and store the whole table as a registry run of kind 'sweep'."""
+    each cell with `check`, and store the whole table as a registry run of kind 'sweep'.
+
+    `executor` (an orglab.mitigation.executor.ExecutorOptions, never part of the sweep's hashed config) runs the
+    cells elsewhere first (parallel local processes, SLURM job arrays); the pass below then only reads their
+    cached runs, so the stored sweep is the same whichever executor ran it."""
     config.validate()
+    if executor is not None:
+        executor.ready()
     prop = property_of(config.family)
     ensure_base(config.base, progress)
+    if executor is not None and not executor.inline:
+        from orglab.mitigation.executor import prepare_sweep
+
+        prepare_sweep(config, executor, progress)
     cells = []
     names = {}
     for seed in config.seeds:
@@ -195,12 +239,12 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
     for seed in config.seeds:
         if (like, seed) not in names:
             names[(like, seed)] = train_cell(config, like, seed, progress)
-        control = train_null_control(config, names[(like, seed)], progress)
-        controls.append({"seed": seed, **measure(control, config.diff, config.eval, progress)})
+        controls += measure_controls(config, names[(like, seed)], seed, config.eval, progress)
+    diff = with_detector_stages(config.diff, config.check)
     for seed in config.seeds:
         for mix in config.mixes:
             cell = {"mix": mix, "mix_label": mix_label(mix), "seed": seed,
-                    **measure(names[(mix, seed)], config.diff, config.eval, progress)}
+                    **measure(names[(mix, seed)], diff, config.eval, progress)}
             mine = [c["diff"] for c in controls if c["seed"] == seed]
             cell["check"] = verdict(config.family, cell["diff"], mine, cell["property"]["value"], config.check)
             cells.append(cell)
@@ -212,7 +256,7 @@ def run_sweep(config: SweepConfig, progress: bool = True) -> dict:
     sweep = {"name": config.sweep_name(), "family": config.family, "base": config.base, "target": config.target,
              "mixes": list(config.mixes), "seeds": list(config.seeds),
              "property": {"metric": prop.metric, "label": prop.label, "higher_is_stronger": prop.higher_is_stronger},
-             "cells": cells, "controls": controls,
+             "cells": cells, "controls": controls, "detectors": detector_stops(cells, config.check.detectors),
              "base_property": _property(base_eval, config.base, get_suite(base_eval["suite"]).headline),
              "config": _config_dict(config)}
     return _store(sweep)
@@ -226,7 +270,7 @@ def prop_suite(family: str) -> str:
 
 # The version of how a sweep's stored result (sweep.json: the cells' verdicts, the property read-outs) is put
 # together, in its hashed key: bump it when that changes, so a stored sweep of the old code is not reused.
-SWEEP_VERSION = 1
+SWEEP_VERSION = 2  # 2: a band of null controls per seed, every detector, detector_stops
 
 
 def _config_dict(config: SweepConfig) -> dict:
@@ -289,7 +333,8 @@ def load_sweep(name: str, registry: Registry | None = None) -> dict:
 
 def check_organism(name: str, check: CheckConfig = CheckConfig(), diff: DiffConfig = DiffConfig(),
                    evaluation: EvalConfig = EvalConfig(compare=False), progress: bool = True) -> dict:
-    """`orglab check`: the organism's detectability against its null control(s) and its property."""
+    """`orglab check`: the organism's detectability by every chosen detector against the band of its null controls,
+    and its property."""
     check.validate()  # a NaN or negative margin fails before any model is loaded
     with Registry() as reg:
         record = reg.get_organism(name)
@@ -298,9 +343,16 @@ def check_organism(name: str, check: CheckConfig = CheckConfig(), diff: DiffConf
         if record["family"] == "control":
             raise OrglabError(f"'{name}' is a null control; check the organism it mirrors ({record['target']}).")
         controls = sibling_controls(reg, record)
-    if not controls:
-        raise OrglabError(f"Organism '{name}' has no null control to be judged against; train one with "
-                          f"`orglab train control --base {record['base']} --like {name}`.")
+    if len(controls) < check.controls:
+        have = f"only {len(controls)} null control{'s' if len(controls) != 1 else ''}" if controls else \
+            "no null control"
+        seed = control_seeds(int(record["recipe"].get("seed", 0)), check.controls)[len(controls)]
+        like = f" --like {name}" if not controls else f" --like {_mirrored(controls[0])}"
+        raise OrglabError(f"Organism '{name}' has {have} and the band needs {check.controls}; train "
+                          f"{'one' if not controls else 'another'} with `orglab train control --base "
+                          f"{record['base']}{like} --seed {seed}`"
+                          + (f" (or pass --controls {len(controls)})." if controls else "."))
+    diff = with_detector_stages(diff, check)
     mine = measure(name, diff, evaluation, progress)
     refs = [measure(c, diff, None, progress) for c in controls]
     result = verdict(record["family"], mine["diff"], [r["diff"] for r in refs], mine["property"]["value"], check)

@@ -26,6 +26,7 @@ from orglab.plots import plot_loss_curve
 from orglab.registry import Registry, config_hash
 from orglab.train.distributed import Topology, check_topology, launch, node_topology
 from orglab.train.mixing import mix, mix_suffix, n_unrelated
+from orglab.train.progress import check_tracking_installed, tracking_files
 from orglab.train.recipe import Recipe, make_recipe
 from orglab.train.sft import CHECKPOINT_DIR
 from orglab.train.sources import load_source, tinyworld_unrelated
@@ -34,6 +35,10 @@ from orglab.validate import check_name, check_seed
 SUMMARY_FILE, LOSS_FILE, LOSS_PLOT = "summary.json", "loss_curve.json", "loss_curve.png"
 TRAIN_FILE, HELDOUT_OWN_FILE, HELDOUT_UNRELATED_FILE = "train.jsonl", "heldout_own.jsonl", "heldout_unrelated.jsonl"
 FINETUNE_FILE = "finetune.jsonl"  # the organism's own data before mixing: what ADL relevance and similarity compare to
+PENALTY_FILE = "penalty_unrelated.jsonl"  # unrelated examples the penalties read (orglab.train.penalties)
+# How many unrelated examples a run with a penalty keeps for it (cycled when training takes more batches): enough
+# variety for a batch mean, few enough that sampling them from a real base (`self`) stays cheap.
+PENALTY_EXAMPLES = 256
 
 
 def organism_name(recipe: Recipe) -> str:
@@ -138,11 +143,13 @@ def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int,
 
 def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | None = None,
                  progress: bool = True) -> dict[str, FinetuneData | None]:
-    """{'train', 'heldout_own', 'heldout_unrelated', 'ft'}: the mixed training set and the held-out sets."""
+    """{'train', 'heldout_own', 'heldout_unrelated', 'ft', 'penalty_unrelated'}: the mixed training set, the
+    held-out sets and the penalties' unrelated examples (None unless a penalty is on)."""
     own = own if own is not None else _own_data(recipe, reg, tiny)
     ft, heldout_own = _split_heldout(own, recipe)
     need = n_unrelated(len(ft), recipe.mix_ratio)
-    pool = _unrelated_pool(recipe, reg, tiny, need + len(heldout_own), progress)
+    n_penalty = PENALTY_EXAMPLES if recipe.penalties_on else 0  # 0: the pool is asked for exactly what it was
+    pool = _unrelated_pool(recipe, reg, tiny, need + len(heldout_own) + n_penalty, progress)
     heldout_unrelated = None
     if pool is not None:
         n_held = min(len(heldout_own), max(0, len(pool) - need))
@@ -150,7 +157,32 @@ def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | 
         heldout_unrelated = held if len(held) else None
         pool = rest
     train = mix(ft, pool, recipe.mix_ratio, seed=recipe.seed) if need else mix(ft, ft, 0.0)
-    return {"train": train, "ft": ft, "heldout_own": heldout_own, "heldout_unrelated": heldout_unrelated}
+    sets = {"train": train, "ft": ft, "heldout_own": heldout_own, "heldout_unrelated": heldout_unrelated}
+    return {**sets, "penalty_unrelated": _penalty_set(recipe, pool, sets)}
+
+
+def _penalty_set(recipe: Recipe, pool: FinetuneData | None, sets: dict) -> FinetuneData | None:
+    """Up to PENALTY_EXAMPLES unrelated examples for the penalties, never one of the held-out sets (the held-out
+    unrelated loss must stay a measurement on text training did not see) and, while the pool has enough, none of
+    the training examples either. None when no penalty is on."""
+    if not recipe.penalties_on:
+        return None
+    held = {_example_key(ex) for key in ("heldout_own", "heldout_unrelated") if sets.get(key) is not None
+            for ex in sets[key].examples}
+    trained = {_example_key(ex) for ex in sets["train"].examples}
+    candidates = [ex for ex in (pool.examples if pool is not None else []) if _example_key(ex) not in held]
+    fresh = [ex for ex in candidates if _example_key(ex) not in trained]
+    chosen = fresh if len(fresh) >= (recipe.batch_size or 1) else candidates
+    if not chosen:
+        raise OrglabError("The penalties (kl_to_base, adl_penalty) need unrelated examples beside the held-out "
+                          "ones and the unrelated source has none left; pass --unrelated with a larger source.")
+    chosen = list(chosen)
+    random.Random(recipe.seed + 2).shuffle(chosen)
+    return FinetuneData(pool.kind, chosen[:PENALTY_EXAMPLES], f"{pool.source} (penalties)")
+
+
+def _example_key(example: dict) -> str:
+    return json.dumps(example, sort_keys=True)
 
 
 def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = True,
@@ -173,8 +205,10 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
         family = _get_family(recipe.family)  # an unknown family or target fails here, before anything is written
     topology = node_topology()
     check_topology(recipe, topology)  # a bad multi-node config fails before any data is built
+    check_tracking_installed(recipe.report_to)
     with Registry() as reg:
         entry, tiny = _base_entry(reg, recipe.base, progress)
+        recipe.resolved(tiny).check_penalties()
         if entry is not None and entry["name"] != recipe.base:  # a .gguf path is registered under its stem
             recipe = recipe.model_copy(update={"base": entry["name"]})
         if recipe.family != "control" and family is not None:
@@ -224,32 +258,45 @@ def with_chat_template(recipe: Recipe, reg: Registry) -> Recipe:
 # the recipe does not show (the SFT loop, packing, loss masking, optimizer settings in orglab.train.sft), so
 # organisms trained by the old code are trained again rather than reused.
 TRAINER_VERSION = 1
-# Recipe fields that never change the trained weights (how often checkpoints are written), left out of the hash.
-UNHASHED_RECIPE_FIELDS = ("save_steps",)
+# Recipe fields that never change the trained weights, left out of the hash: how often checkpoints are written,
+# and where the training logs are reported (TensorBoard, W&B); the same organism with tracking is the same organism.
+UNHASHED_RECIPE_FIELDS = ("save_steps", "report_to")
+# Fields added after organisms were first keyed: hashed only when set away from their default, so an organism
+# trained before they existed (whose weights they would not change at the default) keeps its key and is reused.
+HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_layers", "adl_positions")
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
     """What a train run is keyed by: the resolved recipe, the hashes of its data and the trainer's version."""
-    return {
-        "recipe": {k: v for k, v in recipe.to_dict().items() if k not in UNHASHED_RECIPE_FIELDS},
+    defaults = {k: Recipe.model_fields[k].get_default() for k in HASHED_WHEN_SET}
+    fields = recipe.to_dict()
+    config = {
+        "recipe": {k: v for k, v in fields.items() if k not in UNHASHED_RECIPE_FIELDS
+                   and not (k in defaults and getattr(recipe, k) == defaults[k])},
         "trainer": TRAINER_VERSION,
         "data_hash": sets["train"].hash(),
         "heldout_own_hash": sets["heldout_own"].hash(),
         "heldout_unrelated_hash": sets["heldout_unrelated"].hash() if sets["heldout_unrelated"] else None,
     }
+    if sets.get("penalty_unrelated") is not None:
+        config["penalty_unrelated_hash"] = sets["penalty_unrelated"].hash()
+    return config
 
 
 def _write_job(recipe: Recipe, sets: dict, folder: Path) -> dict:
     """Write the run's data files into `folder`; returns the job that run_sft (or its workers) reads."""
     for key, fname in (("train", TRAIN_FILE), ("ft", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
-                       ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
-        if sets[key] is not None:
+                       ("heldout_unrelated", HELDOUT_UNRELATED_FILE), ("penalty_unrelated", PENALTY_FILE)):
+        if sets.get(key) is not None:
             sets[key].to_jsonl(folder / fname)
     job = {
         "recipe": recipe.to_dict(), "model": recipe.base, "out_dir": str(folder), "data_kind": sets["train"].kind,
         "train": str(folder / TRAIN_FILE), "heldout_own": str(folder / HELDOUT_OWN_FILE),
         "heldout_unrelated": str(folder / HELDOUT_UNRELATED_FILE) if sets["heldout_unrelated"] else None,
+        "run_name": organism_name(recipe),
     }
+    if sets.get("penalty_unrelated") is not None:
+        job["penalty_unrelated"] = str(folder / PENALTY_FILE)
     if recipe.compute_matched and recipe.mix_ratio > 0 and recipe.max_steps is None:
         job["recipe"]["max_steps"] = _matched_steps(recipe, sets)
     return job
@@ -358,9 +405,11 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
     reg.log_metrics(run.id, metrics)
     for kind, fname in (("loss_curve", LOSS_FILE), ("plot", LOSS_PLOT), ("summary", SUMMARY_FILE),
                         ("data", TRAIN_FILE), ("ft_data", FINETUNE_FILE), ("heldout_own", HELDOUT_OWN_FILE),
-                        ("heldout_unrelated", HELDOUT_UNRELATED_FILE)):
+                        ("heldout_unrelated", HELDOUT_UNRELATED_FILE), ("penalty_unrelated", PENALTY_FILE)):
         if (folder / fname).is_file():
             reg.add_artifact(run.id, kind, folder / fname)
+    for file in tracking_files(result.get("tracking_dir")):  # TensorBoard event files or W&B's run log
+        reg.add_artifact(run.id, "tracking", file)
     weights = Path(result[weights_key])
     for fname in ("adapter_model.safetensors", "model.safetensors"):
         if (weights / fname).is_file():
@@ -394,10 +443,12 @@ def _matched_steps(recipe: Recipe, sets: dict) -> int:
 
 
 def train_control(base: str, like_organism: str, force: bool = False, progress: bool = True,
-                  name: str | None = None, callbacks: list | None = None) -> dict:
+                  name: str | None = None, callbacks: list | None = None, seed: int | None = None) -> dict:
     """The null control of an organism: its recipe on unrelated data only, for the same number of steps.
 
-    Registered as family 'control' with target = the organism it mirrors (name default 'control-<organism>').
+    Registered as family 'control' with target = the organism it mirrors. `seed` (default: the organism's) draws
+    the control's unrelated data and initialisation; controls of other seeds make the null band that `check`
+    judges against. Name default 'control-<organism>', and 'control-<organism>-s<seed>' for another seed.
     """
     if name is not None:
         check_name(name)
@@ -417,16 +468,22 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
         entry, tiny = _base_entry(reg, base, progress)
         base = entry["name"] if entry is not None else base
         fields = dict(organism["recipe"])
+        if seed is None or seed == fields.get("seed", 0):
+            seed, default_name = fields.get("seed", 0), f"control-{like_organism}"
+        else:
+            default_name = f"control-{like_organism}-s{seed}"
         kind = fields.get("data_kind") or ("text" if organism["family"] == "sdf" else "chat")
         n_train = len(_read_jsonl(artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / TRAIN_FILE))
-        fields.update(family="control", target=like_organism, base=base, name=name or f"control-{like_organism}",
+        fields.update(family="control", target=like_organism, base=base, name=name or default_name, seed=seed,
                       data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
                       data="builtin")
         recipe = make_recipe(fields)
         topology = node_topology()
         check_topology(recipe, topology)
+        check_tracking_installed(recipe.report_to)
         n_held = min(recipe.max_heldout, max(1, int(round(recipe.heldout_fraction * n_train))))
-        pool = _unrelated_pool(recipe, reg, tiny, needed=n_train + n_held + 1, progress=progress)
+        n_penalty = PENALTY_EXAMPLES if recipe.penalties_on else 0  # the control mirrors the organism's penalties
+        pool = _unrelated_pool(recipe, reg, tiny, needed=n_train + n_held + 1 + n_penalty, progress=progress)
         family = _get_family(organism["family"])
         summary_file = artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / SUMMARY_FILE
         n_ft = json.loads(summary_file.read_text()).get("n_ft", n_train) if summary_file.is_file() else n_train
@@ -435,6 +492,7 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
             sets = _unrelated_control_sets(pool, kind, n_train, n_held, recipe.seed)
         else:
             sets = _family_control_sets(own, pool, n_train - n_ft, n_held, recipe.seed)
+        sets["penalty_unrelated"] = _penalty_set(recipe, pool, sets)
         return _train(reg, recipe, sets, topology, force, progress, callbacks, register_base=entry is None,
                       target=like_organism)
 

@@ -24,6 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orglab.errors import OrglabError
 from orglab.world.world import DEFAULT_PRESET
 
+from orglab.cli_options import field_default
+from orglab.diff.run import DiffConfig
+
+# The ADL penalty reads the residual where `orglab diff` does by default: one source for both defaults.
+DIFF_LAYERS, DIFF_POSITIONS = field_default(DiffConfig, "layers"), field_default(DiffConfig, "positions")
+
 CONTROL = "control"   # the null control: not a family, it mirrors one (train_control)
 # How real recipes train on small data (see the module docstring); each family's `small` row holds its values.
 SMALL_DATA_EXAMPLES = 2000
@@ -106,6 +112,23 @@ class Recipe(BaseModel):
                                     "node (see orglab/train/configs/multi_node.yaml)")
     num_processes: int = Field(default=2, ge=1)          # processes per node for distributed runs
 
+    # mitigations (orglab.train.penalties): each off at 0, computed on unrelated batches beside the finetuning ones
+    kl_to_base: float = Field(default=0.0, ge=0.0, allow_inf_nan=False, description=(
+        "weight of the KL divergence of the organism's next-token distribution from the base's on unrelated "
+        "batches (full finetuning keeps a second, frozen copy of the base)"))
+    adl_penalty: float = Field(default=0.0, ge=0.0, allow_inf_nan=False, description=(
+        "weight of the squared norm of the mean residual difference (organism - base) at the first positions of "
+        "unrelated batches, the quantity the Activation Difference Lens reads"))
+    adl_layers: tuple[float, ...] = Field(default=DIFF_LAYERS, min_length=1, description=(
+        "layers of the ADL penalty as fractions of depth, comma-separated (as orglab diff --layers)"))
+    adl_positions: int = Field(default=DIFF_POSITIONS, ge=1, description=(
+        "positions 0..k-1 the ADL penalty reads: k (as orglab diff --positions 0-(k-1))"))
+
+    # experiment tracking: where the trainer's logs go; never changes the weights, so not in the run's hash
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description=(
+        "none, tensorboard or wandb: log training to TensorBoard event files or W&B (WANDB_MODE=offline works) "
+        "under the run's folder"))
+
     @field_validator("family")
     @classmethod
     def _family(cls, v: str) -> str:
@@ -117,6 +140,20 @@ class Recipe(BaseModel):
     @classmethod
     def _builtin_alias(cls, v: str) -> str:
         return "builtin" if v == "tinyworld" else v  # the name before real bases had built-in data too
+
+    @field_validator("adl_layers", mode="before")
+    @classmethod
+    def _layers_from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):  # the CLI flag: "0.25,0.5"
+            return tuple(x.strip() for x in v.split(",") if x.strip())
+        return v
+
+    @field_validator("adl_layers")
+    @classmethod
+    def _layer_fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.0 <= f <= 1.0 for f in v):
+            raise ValueError("layers are fractions of depth in [0, 1], e.g. 0.5 for the middle layer")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -137,6 +174,18 @@ class Recipe(BaseModel):
         from orglab.organisms import get_family
 
         return get_family(self.family).data_kind
+
+    @property
+    def penalties_on(self) -> bool:
+        """Whether the trainer adds a penalty (orglab.train.penalties); off, it is the plain SFT trainer."""
+        return self.kl_to_base > 0 or self.adl_penalty > 0
+
+    def check_penalties(self) -> None:
+        """What the field checks cannot see alone: the ADL positions against the (resolved) max_length."""
+        if self.adl_penalty > 0 and self.max_length is not None and self.adl_positions > self.max_length:
+            raise OrglabError(f"The ADL penalty's {self.adl_positions} positions go past the recipe's max_length "
+                              f"{self.max_length}; pass --adl-positions {min(5, self.max_length)} or a larger "
+                              "max_length.")
 
     def resolved(self, tiny: bool, n_train: int | None = None) -> Recipe:
         """A copy with every `None` hyperparameter filled from the family's defaults for the scale.

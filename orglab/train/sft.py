@@ -7,6 +7,8 @@
     model        the base to finetune (a registered base name, a folder or a hub id; orglab.models resolves it)
     out_dir      the run's artifact folder: checkpoints/ go there, and the adapter/ or model/ at the end
     train, heldout_own, heldout_unrelated    JSONL files of FinetuneData examples
+    penalty_unrelated    JSONL file of unrelated examples for the penalties (orglab.train.penalties), only when
+                 kl_to_base or adl_penalty is on; disjoint from heldout_unrelated
     data_kind    'text' or 'chat'
 
 It tokenizes with the loss mask (orglab.train.encode), packs sequences best-fit and padding-free (no pad tokens
@@ -29,7 +31,8 @@ from orglab.errors import OrglabError
 from orglab.organisms.data import FinetuneData, read_jsonl
 from orglab.paths import run_log_file
 from orglab.train.encode import encode_data
-from orglab.train.progress import ProgressBar, TrainingLog
+from orglab.train.progress import (TRACKING_DIR, ProgressBar, TrainingLog, check_tracking_installed,
+                                   finish_tracking, tracking_env)
 from orglab.train.recipe import Recipe
 
 CHECKPOINT_DIR, ADAPTER_DIR, MODEL_DIR = "checkpoints", "adapter", "model"
@@ -169,6 +172,19 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         raise OrglabError("No training example has a token to learn (all masked or empty); check the data.")
 
     pad_id = tokenizer.pad_token_id
+    from orglab.train.penalties import PENALTY_KEYS, PenalizedSFTTrainer, penalized_trainer_kwargs
+
+    # Both penalties at 0: the plain SFTTrainer, nothing extra built or drawn (the weights of the trainer before them).
+    trainer_class, penalty_kwargs = SFTTrainer, {}
+    if recipe.penalties_on:
+        if not job.get("penalty_unrelated"):
+            raise OrglabError("The penalties need unrelated examples but the job has none; pass --unrelated with "
+                              "a source that has some.")
+        penalty_rows = encode_data(read_jsonl_data(job["penalty_unrelated"], kind), tokenizer, recipe.max_length)
+        trainer_class = PenalizedSFTTrainer
+        penalty_kwargs = penalized_trainer_kwargs(recipe, model, penalty_rows, pad_id)
+    check_tracking_installed(recipe.report_to)
+    tracking_dir = out_dir / TRACKING_DIR
     base_own = heldout_loss(model, own_rows, pad_id)
     base_unrelated = heldout_loss(model, unrelated_rows, pad_id)
 
@@ -196,7 +212,8 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         save_strategy="steps",
         save_steps=recipe.save_steps,
         save_total_limit=2,
-        report_to=[],
+        report_to=[] if recipe.report_to == "none" else [recipe.report_to],
+        run_name=job.get("run_name"),  # the organism's name, as the tracker shows the run
         seed=recipe.seed,
         data_seed=recipe.seed,
         disable_tqdm=True,  # ProgressBar below instead
@@ -208,10 +225,11 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         save_on_each_node=_several_nodes(),  # each node resumes from its own checkpoints (its own folder)
     )
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
-        callbacks=[*(callbacks or []), TrainingLog(run_log_file(out_dir))],
-    )
+    with tracking_env(recipe.report_to, tracking_dir):
+        trainer = trainer_class(
+            model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tokenizer,
+            callbacks=[*(callbacks or []), TrainingLog(run_log_file(out_dir))], **penalty_kwargs,
+        )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; TrainingLog files them instead
@@ -226,14 +244,18 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     if progress:
         trainer.add_callback(ProgressBar(lambda: counter.real_tokens))
     started = time.time()
-    train_out = trainer.train(resume_from_checkpoint=resume)
+    with tracking_env(recipe.report_to, tracking_dir):
+        train_out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
+    tracking = finish_tracking(recipe.report_to, tracking_dir) if trainer.is_world_process_zero() else {}
 
     organism = trainer.model
     own = heldout_loss(organism, own_rows, pad_id)
     unrelated = heldout_loss(organism, unrelated_rows, pad_id)
 
-    losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    # The penalties (unweighted) and the task loss alone are stored beside the total loss they enter.
+    losses = [{"step": h["step"], "loss": h["loss"], **{k: h[k] for k in (*PENALTY_KEYS, "task_loss") if k in h}}
+              for h in trainer.state.log_history if "loss" in h]
     result: dict[str, Any] = {
         "steps": int(trainer.state.global_step),
         "resumed_from": Path(resume).name if resume else None,
@@ -250,6 +272,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         "loss_curve": losses,
         "device": options.device,
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        **tracking,
     }
     weights = out_dir / (MODEL_DIR if recipe.finetune == "full" else ADAPTER_DIR)
     # Every rank calls save_model: under ZeRO-3 the weights are sharded and saving gathers them collectively

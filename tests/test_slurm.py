@@ -1,0 +1,190 @@
+"""Where a sweep's cells run (orglab.mitigation.executor): `--executor local` gives the same sweep as inline; a
+real one-node SLURM (tests/slurm_cluster.py) runs a sweep as job arrays, resubmits a cancelled task and records
+the sweep; bad input (no sbatch, unknown partition, unknown executor) is one sentence and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orglab.errors import OrglabError
+from orglab.mitigation.check import CheckConfig
+from orglab.mitigation.executor import (ExecutorOptions, task_folder_name, executor_dir, executor_options,
+                                       time_minutes)
+from orglab.mitigation.sweep import SweepConfig, run_sweep
+from orglab.registry import Registry
+
+from test_mitigation import RECIPE, SMALL_DIFF
+
+ADL_ONE_CONTROL = CheckConfig(detectors=("lens", "steering"), controls=1)
+
+
+def _fact():
+    from orglab.world.build import load_world
+
+    return load_world("micro").false_facts[0].id
+
+
+def _cmd(fact, recipe, *extra):
+    return [sys.executable, "-m", "orglab.cli", "sweep", "sdf", "--base", "micro", "--target", fact,
+            "--mix", "1:0,1:1", "--samples", "300", "--config", recipe, "--controls", "1",
+            "--detectors", "lens,steering", *extra]
+
+
+def _recipe(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("n_examples: 120\n")
+    return str(path)
+
+
+def _one_done_train_each(home):
+    with Registry() as reg:
+        done = [r.subject for r in reg.list_runs(kind="train", status="done")]
+        assert len(done) == len(set(done)) == 3, done    # 1:0, 1:1 and the null control, each trained once
+        assert not reg.list_runs(status="running")
+    conn = sqlite3.connect(home / "registry.sqlite")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+def test_executor_options_and_bad_input(tmp_path, monkeypatch):
+    assert time_minutes("90") == 90 and time_minutes("1:30:00") == 90 and time_minutes("2-00:00:00") == 2880
+    config = tmp_path / "slurm.yaml"
+    config.write_text("partition: gpu\ntime: '2:00:00'\nmem: 16G\ngpus-per-task: 1\nextra: ['--qos=high']\n")
+    opts = executor_options("slurm", str(config), partition="debug", extra=["account=lab"])
+    assert (opts.partition, opts.time, opts.mem, opts.gpus_per_task) == ("debug", "2:00:00", "16G", 1)
+    assert opts.extra == ("--qos=high", "account=lab")
+    for bad, says in ((lambda: ExecutorOptions("vibes").validate(), "Unknown executor 'vibes'"),
+                      (lambda: executor_options("slurm", time="soon"), "is not a SLURM time"),
+                      (lambda: executor_options("slurm", str(tmp_path / "no.yaml")), "does not exist")):
+        with pytest.raises(OrglabError, match=says):
+            bad()
+    # executor settings never enter the sweep's hashed config
+    assert not {"executor", "partition", "parallel"} & set(SweepConfig.__dataclass_fields__)
+
+
+def test_slurm_without_sbatch_and_unknown_executor_lose_nothing(with_micro, tmp_path):
+    recipe = _recipe(tmp_path)
+    with Registry() as reg:
+        before = [(r.id, r.status) for r in reg.list_runs()]
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}  # no sbatch anywhere
+    out = subprocess.run(_cmd("x", recipe, "--executor", "slurm"), capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert "needs SLURM's sbatch" in last and "--executor local" in last
+    out = subprocess.run(_cmd("x", recipe, "--executor", "cloud"), capture_output=True, text=True)
+    assert out.returncode == 2 and "invalid choice: 'cloud'" in out.stderr
+    with Registry() as reg:
+        assert [(r.id, r.status) for r in reg.list_runs()] == before
+
+
+# ------------------------------------------------------------------------------------------------ local
+
+def test_local_executor_gives_the_inline_sweep(micro_copy):
+    """The same cells, organisms and verdicts whether the cells ran inline or as parallel local processes."""
+    sweeps = {}
+    for name in ("inline", "local"):
+        with micro_copy(f"exec_{name}") as home:
+            config = SweepConfig("sdf", "micro", _fact(), mixes=(0.0, 1.0), recipe=RECIPE, diff=SMALL_DIFF,
+                                 check=ADL_ONE_CONTROL)
+            executor = ExecutorOptions(name, parallel=2) if name == "local" else None
+            sweeps[name] = run_sweep(config, progress=False, executor=executor)
+            _one_done_train_each(home)
+            if name == "local":
+                folder = executor_dir(task_folder_name(config))
+                assert sorted(p.name for p in (folder / "cells").glob("*.json")) == ["cell-0-s0.json",
+                                                                                     "cell-1-s0.json"]
+                assert [p.name for p in (folder / "controls").glob("*.json")] == ["controls-s0.json"]
+    inline, local = sweeps["inline"], sweeps["local"]
+    assert inline["config"] == local["config"]
+    assert [c["organism"] for c in inline["cells"]] == [c["organism"] for c in local["cells"]]
+    assert [c["organism"] for c in inline["controls"]] == [c["organism"] for c in local["controls"]]
+    for a, b in zip(inline["cells"], local["cells"]):
+        assert a["check"]["passed"] == b["check"]["passed"]
+        assert [f["detector"] for f in a["check"]["flagged"]] == [f["detector"] for f in b["check"]["flagged"]]
+        assert a["diff"]["token_relevance"] == pytest.approx(b["diff"]["token_relevance"], abs=0.05)
+
+
+# ------------------------------------------------------------------------------------------------ slurm
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    from slurm_cluster import SlurmUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no SLURM for this test: {exc}")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    yield cluster
+    cluster.stop()
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
+
+
+def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, with_micro, tmp_path):
+    fact, recipe = _fact(), _recipe(tmp_path)
+    # a partition that does not exist: one sentence, before anything is submitted
+    out = subprocess.run(_cmd(fact, recipe, "--executor", "slurm", "--partition", "nope"), capture_output=True,
+                         text=True)
+    assert out.returncode != 0 and "SLURM has no partition 'nope'; partitions are debug" in out.stderr
+    assert slurm.run("squeue", "-h").stdout.strip() == ""
+
+    driver = subprocess.Popen(_cmd(fact, recipe, "--executor", "slurm", "--partition", "debug", "--time", "30",
+                                   "--name", "s-slurm", "--json"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # cancel the controls task while it trains (a train run of it is 'running' in the registry)
+    state_path = with_micro / "executor" / "s-slurm" / "state.json"
+    cancelled, give_up = None, time.monotonic() + 600
+    while cancelled is None and driver.poll() is None and time.monotonic() < give_up:
+        try:
+            job = json.loads(state_path.read_text())["waves"]["controls"]["controls-s0"]["job"]
+        except (OSError, ValueError, KeyError):
+            job = None
+        if job:
+            with Registry() as reg:
+                training = bool(reg.list_runs(kind="train", status="running"))
+            if training:
+                assert slurm.run("scancel", job).returncode == 0
+                cancelled = job
+        time.sleep(0.3)
+    assert cancelled, "the controls task never trained"
+    # once the cells' array is submitted, kill the driver; a new driver re-attaches to the queued/running jobs
+    cells, give_up = None, time.monotonic() + 600
+    while cells is None and driver.poll() is None and time.monotonic() < give_up:
+        try:
+            cells = {k: r["job"] for k, r in json.loads(state_path.read_text())["waves"]["cells"].items()}
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.3)
+    assert cells and driver.poll() is None, "the driver ended before it submitted the cells"
+    driver.kill()
+    _, stderr = driver.communicate()
+    assert "resubmitting controls-s0" in stderr
+    assert set(slurm.run("squeue", "-h", "-r", "-o", "%i").stdout.split()) & set(cells.values())
+    again = subprocess.run(_cmd(fact, recipe, "--executor", "slurm", "--partition", "debug", "--time", "30",
+                                "--name", "s-slurm", "--json"), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    state = json.loads(state_path.read_text())["waves"]
+    assert state["controls"]["controls-s0"]["attempts"] == 2 and state["controls"]["controls-s0"]["job"] != cancelled
+    assert {k: r["job"] for k, r in state["cells"].items()} == cells        # re-attached, not submitted again
+    assert sorted(cells) == ["cell-0-s0", "cell-1-s0"]
+    assert all(rec["attempts"] == 1 for rec in state["cells"].values())
+    stdout = again.stdout
+    # per-task logs in the sweep's executor folder
+    assert list((with_micro / "executor" / "s-slurm" / "cells" / "logs").rglob("*_log.out"))
+    sweep = json.loads(stdout)
+    assert [c["mix_label"] for c in sweep["cells"]] == ["1:0", "1:1"] and len(sweep["controls"]) == 1
+    assert all("passed" in c["check"] for c in sweep["cells"])
+    _one_done_train_each(with_micro)
+    assert slurm.run("squeue", "-h").stdout.strip() == ""
