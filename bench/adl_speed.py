@@ -103,7 +103,7 @@ def reference_means(model, tok, texts, layer: int, k: int) -> torch.Tensor:
 
 
 def run_method(args) -> None:
-    from orglab.diff.activations import layer_index
+    from orglab.models import layer_index
     from orglab.diff.stats import activation_difference_stats
     from orglab.models import n_layers
 

@@ -53,7 +53,7 @@ def _texts(base: str, n: int, unrelated: str | None) -> list[str]:
 
 @torch.no_grad()
 def run_method(args) -> None:
-    from orglab.diff.activations import layer_index
+    from orglab.models import layer_index
     from orglab.diff.kl import KLTotals
     from orglab.diff.logitdiff import LogitDiffTotals, logprob_difference
     from orglab.diff.nexttoken import paired_logprobs

@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlparse
 
 from orglab.bases import is_gguf_ref
@@ -580,6 +580,19 @@ def _text_config(config):
 
 def n_layers(model_or_config) -> int:
     return int(text_config(model_or_config).num_hidden_layers)
+
+
+def layer_index(fraction: float, depth: int) -> int:
+    """Layer as a fraction of depth (design §6: int(fraction * (n_layers - 1))): how `orglab diff --layers` and the
+    trainer's ADL penalty (`--adl-layers`) address a layer, on any model."""
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise OrglabError(f"Layer fraction {fraction} is outside [0, 1]; use e.g. 0.5 for the middle layer.")
+    return int(float(fraction) * (depth - 1))
+
+
+def resolve_layers(model, fractions: Sequence[float]) -> list[int]:
+    depth = n_layers(model)
+    return sorted({layer_index(f, depth) for f in fractions})
 
 
 def hidden_size(model_or_config) -> int:

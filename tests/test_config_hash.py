@@ -51,7 +51,7 @@ class _Judge:
 
 
 def _diff_hashes(config, tinyworld: bool = True) -> dict[str, str]:
-    from orglab.diff.activations import layer_index
+    from orglab.models import layer_index
     from orglab.diff.run import DiffContext, STAGES, stage_configs
 
     ctx = DiffContext(organism="o", record={}, model=None, tokenizer=None, base_model=None,
@@ -114,7 +114,7 @@ def test_every_diff_setting_changes_the_hash_of_each_stage_that_reads_it():
 
 def test_every_stage_config_carries_its_algorithm_version(monkeypatch):
     import orglab.diff.run as run
-    from orglab.diff.activations import layer_index
+    from orglab.models import layer_index
 
     assert set(run.STAGE_VERSIONS) == set(run.STAGES)
     config = run.DiffConfig()

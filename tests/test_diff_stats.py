@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orglab.diff.activations import layer_index, residual_after
+from orglab.diff.activations import residual_after
+from orglab.models import layer_index
 from orglab.diff.lens import top_tokens
 from orglab.diff.stats import ActivationStats, activation_difference_stats, encode_prefixes, sample_texts
 from orglab.errors import OrglabError

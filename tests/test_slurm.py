@@ -145,11 +145,14 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
                                    "--name", "s-slurm", "--json"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # cancel the controls task while it trains (a train run of it is 'running' in the registry)
-    state_path = with_micro / "executor" / "s-slurm" / "state.json"
+    def state() -> dict:  # the driver's state file, in the folder named after the sweep and its settings' hash
+        found = sorted((with_micro / "executor").glob("s-slurm-*/state.json"))
+        return json.loads(found[0].read_text()) if found else {}
+
     cancelled, give_up = None, time.monotonic() + 600
     while cancelled is None and driver.poll() is None and time.monotonic() < give_up:
         try:
-            job = json.loads(state_path.read_text())["waves"]["controls"]["controls-s0"]["job"]
+            job = state()["waves"]["controls"]["controls-s0"]["job"]
         except (OSError, ValueError, KeyError):
             job = None
         if job:
@@ -164,7 +167,7 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
     cells, give_up = None, time.monotonic() + 600
     while cells is None and driver.poll() is None and time.monotonic() < give_up:
         try:
-            cells = {k: r["job"] for k, r in json.loads(state_path.read_text())["waves"]["cells"].items()}
+            cells = {k: r["job"] for k, r in state()["waves"]["cells"].items()}
         except (OSError, ValueError, KeyError):
             time.sleep(0.3)
     assert cells and driver.poll() is None, "the driver ended before it submitted the cells"
@@ -175,14 +178,14 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
     again = subprocess.run(_cmd(fact, recipe, "--executor", "slurm", "--partition", "debug", "--time", "30",
                                 "--name", "s-slurm", "--json"), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    state = json.loads(state_path.read_text())["waves"]
-    assert state["controls"]["controls-s0"]["attempts"] == 2 and state["controls"]["controls-s0"]["job"] != cancelled
-    assert {k: r["job"] for k, r in state["cells"].items()} == cells        # re-attached, not submitted again
+    waves = state()["waves"]
+    assert waves["controls"]["controls-s0"]["attempts"] == 2 and waves["controls"]["controls-s0"]["job"] != cancelled
+    assert {k: r["job"] for k, r in waves["cells"].items()} == cells        # re-attached, not submitted again
     assert sorted(cells) == ["cell-0-s0", "cell-1-s0"]
-    assert all(rec["attempts"] == 1 for rec in state["cells"].values())
+    assert all(rec["attempts"] == 1 for rec in waves["cells"].values())
     stdout = again.stdout
     # per-task logs in the sweep's executor folder
-    assert list((with_micro / "executor" / "s-slurm" / "cells" / "logs").rglob("*_log.out"))
+    assert list((with_micro / "executor").glob("s-slurm-*/cells/logs/**/*_log.out"))
     sweep = json.loads(stdout)
     assert [c["mix_label"] for c in sweep["cells"]] == ["1:0", "1:1"] and len(sweep["controls"]) == 1
     assert all("passed" in c["check"] for c in sweep["cells"])

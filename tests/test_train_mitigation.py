@@ -32,6 +32,14 @@ def _own_chat(n=24):
 
 # ------------------------------------------------------------------------------------------------ the math
 
+def test_the_adl_penalty_reads_where_the_diff_does_by_default():
+    from orglab.diff.run import DiffConfig
+    from orglab.train.recipe import Recipe
+
+    recipe = Recipe(family="sdf")
+    assert (recipe.adl_layers, recipe.adl_positions) == (DiffConfig().layers, DiffConfig().positions)
+
+
 def test_kl_is_zero_for_equal_logits_matches_a_hand_value_and_skips_masked_positions():
     logits = torch.randn(2, 3, 7)
     assert float(kl_to_reference(logits, logits.clone(), torch.ones(2, 3))) == pytest.approx(0.0, abs=1e-6)

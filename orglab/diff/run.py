@@ -197,7 +197,7 @@ class DiffContext:
 
 def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = False, progress: bool = True,
              registry: Registry | None = None) -> dict:
-    from orglab.diff.activations import resolve_layers
+    from orglab.models import resolve_layers
     from orglab.models import load_model
 
     reg = registry or Registry()
@@ -374,7 +374,7 @@ def _judged_stages_cached(reg: Registry, organism: str, record: dict, config: Di
                           judge, truth) -> bool:
     """Whether every judged stage of this run is finished with its files intact, predicted from the registry and
     the model's config.json alone (the stage configs need only the layer indices)."""
-    from orglab.diff.activations import layer_index
+    from orglab.models import layer_index
     from orglab.models import n_layers, resolve
 
     try:

@@ -214,8 +214,9 @@ def sibling_controls(reg: Registry, organism: dict) -> list[str]:
 
 
 def run_sweep(config: SweepConfig, progress: bool = True, executor=None) -> dict:
-    """Train every (ratio, seed) cell and one null control per seed, run ADL and the family eval on each, judge
-    each cell with `check`, and store the whole table as a registry run of kind 'sweep'.
+    """Train every (ratio, seed) cell and `config.check.controls` null controls per seed, run every chosen
+    detector's diff stages and the family eval on each, judge each cell with `check` (and each control against the
+    others), and store the whole table as a registry run of kind 'sweep'.
 
     `executor` (an orglab.mitigation.executor.ExecutorOptions, never part of the sweep's hashed config) runs the
     cells elsewhere first (parallel local processes, SLURM job arrays); the pass below then only reads their

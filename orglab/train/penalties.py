@@ -193,7 +193,7 @@ def penalized_trainer_kwargs(recipe, model, rows: list[dict], pad_id: int) -> di
     import copy
     import os
 
-    from orglab.diff.activations import resolve_layers
+    from orglab.models import resolve_layers
 
     layers = resolve_layers(model, recipe.adl_layers) if recipe.adl_penalty > 0 else []
     # The ADL penalty alone reads only the first positions (causal attention): shorter inputs, same values.

@@ -24,11 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orglab.errors import OrglabError
 from orglab.world.world import DEFAULT_PRESET
 
-from orglab.cli_options import field_default
-from orglab.diff.run import DiffConfig
-
-# The ADL penalty reads the residual where `orglab diff` does by default: one source for both defaults.
-DIFF_LAYERS, DIFF_POSITIONS = field_default(DiffConfig, "layers"), field_default(DiffConfig, "positions")
+# The ADL penalty reads the residual where `orglab diff` does by default (DiffConfig.layers and .positions; the
+# trainer does not import the diff, which depends on it, so tests/test_train_mitigation.py checks they agree).
+DIFF_LAYERS, DIFF_POSITIONS = (0.5,), 5
 
 CONTROL = "control"   # the null control: not a family, it mirrors one (train_control)
 # How real recipes train on small data (see the module docstring); each family's `small` row holds its values.
