@@ -43,8 +43,10 @@ def _texts(base: str, n: int, unrelated: str | None) -> list[str]:
     if unrelated:
         from pathlib import Path
 
-        lines = Path(unrelated).expanduser().read_text().splitlines()
-        return sample_texts([json.loads(line)["text"] for line in lines if line.strip()], n, seed=0)
+        from orglab.organisms.data import read_jsonl
+
+        # read_jsonl, not str.splitlines: model-written text holds U+2028 and the like, which splitlines breaks at
+        return sample_texts([row["text"] for row in read_jsonl(Path(unrelated).expanduser())], n, seed=0)
     with Registry() as reg:
         if not is_tinyworld_base(reg, base):
             sys.exit(f"'{base}' has no tinyworld corpus; give unrelated text with --unrelated FILE.jsonl.")
