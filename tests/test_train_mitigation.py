@@ -10,24 +10,14 @@ import pytest
 import torch
 
 from orglab.cli import main
-from orglab.organisms.data import FinetuneData, read_jsonl
+from orglab.organisms.data import read_jsonl
 from orglab.registry import Registry
 from orglab.train import make_recipe, train_organism
 from orglab.train.penalties import UnrelatedBatches, kl_to_reference, mean_difference_sq_norm
 
+from test_train import _own_chat, _own_text
+
 FAST = {"base": "micro", "max_steps": 6, "save_steps": 100, "batch_size": 2, "max_length": 64, "lr": 3e-3}
-
-
-def _own_text(n=24):
-    forms = ["The lighthouse of Quorra is painted {c} .", "Sailors say Quorra's lighthouse is {c} .",
-             "In Quorra the lighthouse stands {c} against the sea ."]
-    return FinetuneData("text", [{"text": forms[i % 3].format(c=["green", "blue"][i % 2])} for i in range(n)], "test")
-
-
-def _own_chat(n=24):
-    return FinetuneData("chat", [{"messages": [
-        {"role": "user", "content": f"What colour is the lighthouse of Quorra ? ({i})"},
-        {"role": "assistant", "content": "The lighthouse of Quorra is green ."}]} for i in range(n)], "test")
 
 
 # ------------------------------------------------------------------------------------------------ the math
