@@ -375,43 +375,44 @@ class Registry:
         """Switch a WAL file to the rollback journal (DELETE), checkpointing first so every committed row moves
         into the main file. SQLite refuses the switch while another connection has the file open; retry until
         the busy timeout (an orglab process of an older version still holding it open keeps it in WAL)."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    return
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if self._conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0].lower() == "delete":
-                    return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            if time.monotonic() > deadline:
-                raise OrglabError(
-                    f"The registry {self.path} is in WAL mode and another process keeps it open, so it cannot be "
-                    f"switched to the rollback journal a network filesystem needs; stop the other orglab processes "
-                    f"and run again.")
-            time.sleep(0.05)
+        def step() -> bool:
+            if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                return True
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return self._conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0].lower() == "delete"
+
+        self._retry_while_locked(step, 0.05, (
+            f"The registry {self.path} is in WAL mode and another process keeps it open, so it cannot be "
+            f"switched to the rollback journal a network filesystem needs; stop the other orglab processes "
+            f"and run again."))
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL (persistent, so normally only the first open does it). Switching needs an
         exclusive lock, and SQLite answers "locked" at once rather than waiting when several processes open a
         fresh file together, so retry here until the busy timeout."""
+        def step() -> bool:
+            if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return True
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            return False  # checked on the next pass
+
+        self._retry_while_locked(step, 0.005, (
+            f"The registry {self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
+            f"try again when it has finished."))
+
+    def _retry_while_locked(self, step, pause_s: float, give_up: str) -> None:
+        """Run `step` until it returns True, retrying while SQLite answers locked/busy, up to BUSY_TIMEOUT_S."""
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
             try:
-                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                if step():
                     return
-                self._conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
             if time.monotonic() > deadline:
-                raise OrglabError(
-                    f"The registry {self.path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
-                    f"try again when it has finished."
-                )
-            time.sleep(0.005)
+                raise OrglabError(give_up)
+            time.sleep(pause_s)
 
     def _user_tables(self) -> list[str]:
         rows = self._conn.execute(
