@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orglab: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # a broken file or registry: one sentence naming it and the fix
-        from orglab.paths import REGISTRY_FILE, orglab_home
+        from orglab.paths import registry_path
 
-        error = from_environment(exc, str(orglab_home(create=False) / REGISTRY_FILE))
+        error = from_environment(exc, str(registry_path(create=False)))
         print(f"orglab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -290,9 +290,9 @@ def _registry(registry) -> Iterator[Any]:
     if registry is not None:
         yield registry
         return
-    from orglab.paths import REGISTRY_FILE, orglab_home
+    from orglab.paths import registry_path
 
-    if not (orglab_home(create=False) / REGISTRY_FILE).exists():
+    if not registry_path(create=False).exists():
         yield None
         return
     from orglab.registry import Registry

@@ -5,6 +5,7 @@ Layout under ORGLAB_HOME (default ~/.orglab):
 
     registry.sqlite                                   the registry (orglab.registry)
     registry.sqlite.writelock                         its writers' lock, on network filesystems only
+    executor/<sweep>-<hash>/<wave>/                   a cluster sweep's tasks: results, logs, private registries
     bases/<name>/                                     model folders orglab made from a GGUF file (orglab.bases)
     cache/gguf/                                       GGUF files assembled from packages while they are converted
     artifacts/<subject>/<run-kind>/<config-hash>/     everything a run wrote (tensors, tables, plots)
@@ -19,6 +20,9 @@ from pathlib import Path
 from orglab.errors import OrglabError
 
 REGISTRY_FILE = "registry.sqlite"
+# The registry file of an executor task (orglab.task_registry): set in the task's process only, so that everything
+# the task registers goes to its own file and the shared registry is never opened for writing from another machine.
+TASK_REGISTRY_ENV = "ORGLAB_TASK_REGISTRY"
 
 
 def orglab_home(create: bool = True) -> Path:
@@ -37,8 +41,12 @@ def orglab_home(create: bool = True) -> Path:
     return home
 
 
-def registry_path() -> Path:
-    return orglab_home() / REGISTRY_FILE
+def registry_path(create: bool = True) -> Path:
+    """The registry this process uses: ORGLAB_HOME/registry.sqlite, or a task's private one (TASK_REGISTRY_ENV)."""
+    private = os.environ.get(TASK_REGISTRY_ENV)
+    if private:
+        return Path(private).expanduser().resolve()
+    return orglab_home(create) / REGISTRY_FILE
 
 
 def registry_write_lock(registry_file: Path) -> Path:

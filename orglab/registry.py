@@ -159,6 +159,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+SNAPSHOT_KEY = "snapshot_last_run_id"  # meta key of a snapshot: runs with a larger id were added after it
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What one merge_from added: rows copied (bases, organisms) or inserted (runs)."""
+
+    bases: int = 0
+    organisms: int = 0
+    runs: int = 0
+
+
 @dataclass
 class Run:
     """One run. ``reused`` is True when the caller got an existing finished run instead of a new one."""
@@ -254,8 +266,10 @@ class Registry:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else paths.registry_path()
-        if path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Paths are stored relative to ORGLAB_HOME. A task's private registry (paths.TASK_REGISTRY_ENV) lies in the
+        # task's folder but shares ORGLAB_HOME with the main registry, so its rows merge into it unchanged.
+        self._home = (self.path.parent if path is not None else paths.orglab_home()).resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._check_header()
         self.mode = registry_mode(self.path.parent)
         self._write_lock = self._make_write_lock()
@@ -507,8 +521,8 @@ class Registry:
 
     @property
     def home(self) -> Path:
-        """The folder the registry file lives in (ORGLAB_HOME); paths below it are stored relative to it."""
-        return self.path.parent.resolve()
+        """ORGLAB_HOME (the folder of an explicitly given registry file); paths below it are stored relative to it."""
+        return self._home
 
     def _store(self, path: Path | str | None) -> str | None:
         if path is None:
@@ -787,6 +801,97 @@ class Registry:
         if not conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             raise OrglabError(f"No run {run_id} is registered; `orglab registry list` shows what is.")
 
+    # ----------------------------------------------------------------- snapshots and merging (task registries)
+
+    def snapshot(self, dest: Path | str) -> Path:
+        """A consistent copy of this registry in one self-contained file (rollback journal, no -wal), written
+        atomically. SQLite's online backup lets other readers and writers go on meanwhile. The copy records the
+        last run id it holds (SNAPSHOT_KEY), so that merge_from later takes only the runs added to the copy."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        copy = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            self._conn.backup(copy)
+            copy.execute("PRAGMA journal_mode = DELETE")  # one file: a plain copy of it is a complete registry
+            last = copy.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]
+            copy.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value = excluded.value", (SNAPSHOT_KEY, str(last)))
+        finally:
+            copy.close()
+        os.replace(tmp, dest)
+        return dest
+
+    def merge_from(self, source: Path | str) -> Merged:
+        """Record here what another registry file (a copy made by `snapshot`, then written by a task) added.
+
+        Bases and organisms whose row there is newer than here are copied; runs added after the snapshot that
+        finished ('done') are inserted with new ids, with their metrics and artifacts. Merging is idempotent: a run
+        merged before (same key, start time and owner) is skipped, and so is a run whose key already has a done
+        run here unless it was forced (the rule finish_run applies to two finishers of the same content). Failed
+        and unfinished runs stay in the source only. Stored paths are copied as they are, so the source must share
+        this registry's ORGLAB_HOME, as a task registry does."""
+        bases, organisms, runs, metrics, artifacts = self._read_source(Path(source))
+        merged = {"bases": 0, "organisms": 0, "runs": 0}
+        with self._tx() as conn:
+            for row in bases:
+                mine = conn.execute("SELECT created_at FROM bases WHERE name = ?", (row["name"],)).fetchone()
+                if mine is None or row["created_at"] > mine[0]:
+                    _upsert(conn, "bases", row, "name")
+                    merged["bases"] += 1
+            for row in organisms:
+                mine = conn.execute("SELECT updated_at FROM organisms WHERE name = ?", (row["name"],)).fetchone()
+                if mine is None or row["updated_at"] > mine[0]:
+                    _upsert(conn, "organisms", row, "name", keep=("created_at",))
+                    merged["organisms"] += 1
+            for row in runs:
+                key = (row["kind"], row["subject"], row["config_hash"])
+                if conn.execute("SELECT 1 FROM runs WHERE kind = ? AND subject = ? AND config_hash = ? AND "
+                                "started_at = ? AND owner_pid IS ? AND owner_host IS ?",
+                                (*key, row["started_at"], row["owner_pid"], row["owner_host"])).fetchone():
+                    continue  # merged before
+                winner = self._find_done(conn, *key)
+                if winner is not None and not row["forced"]:
+                    continue  # another process finished the same content first: keep its result
+                if winner is not None:
+                    conn.execute("UPDATE runs SET status = 'superseded' WHERE id = ?", (winner.id,))
+                new_id = _insert(conn, "runs", {k: v for k, v in row.items() if k != "id"})
+                for table, rows in (("metrics", metrics), ("artifacts", artifacts)):
+                    for child in rows.get(row["id"], []):
+                        _insert(conn, table, {**child, "run_id": new_id})
+                merged["runs"] += 1
+        return Merged(**merged)
+
+    def _read_source(self, source: Path) -> tuple[list[dict], list[dict], list[dict], dict, dict]:
+        """Bases, organisms, the done runs after the snapshot, and those runs' metrics and artifacts by run id, read
+        through a read-only connection (the source is never changed)."""
+        if not source.is_file():
+            raise OrglabError(f"The registry {source} to merge does not exist; the task that should have written it "
+                              f"did not run (see its log).")
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        src.row_factory = sqlite3.Row
+        try:
+            meta = dict(src.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("schema_version") != str(latest_schema_version()):
+                raise OrglabError(f"The registry {source} has schema {meta.get('schema_version')}, this orglab "
+                                  f"writes {latest_schema_version()}; merge it with the orglab version that wrote it.")
+            cutoff = int(meta.get(SNAPSHOT_KEY, 0))
+            bases = [dict(r) for r in src.execute("SELECT * FROM bases ORDER BY name")]
+            organisms = [dict(r) for r in src.execute("SELECT * FROM organisms ORDER BY name")]
+            runs = [dict(r) for r in src.execute("SELECT * FROM runs WHERE id > ? AND status = 'done' ORDER BY id",
+                                                 (cutoff,))]
+            children: tuple[dict, dict] = ({}, {})
+            for table, by_run in zip(("metrics", "artifacts"), children):
+                for r in src.execute(f"SELECT * FROM {table} WHERE run_id > ? ORDER BY run_id", (cutoff,)):
+                    by_run.setdefault(r["run_id"], []).append(dict(r))
+        except sqlite3.DatabaseError as exc:
+            raise OrglabError(f"The registry {source} to merge cannot be read ({exc}); the task's log says why, "
+                              f"and running the sweep again redoes that task.") from None
+        finally:
+            src.close()
+        return bases, organisms, runs, *children
+
     # ----------------------------------------------------------------- show / remove / summary
 
     def _resolve(self, ident: str) -> tuple[str, Any]:
@@ -905,6 +1010,21 @@ def _split_sql(script: str) -> list[str]:
     if leftover:
         raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]}")
     return statements
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict) -> int:
+    cols = list(row)
+    cur = conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                       [row[c] for c in cols])
+    return cur.lastrowid
+
+
+def _upsert(conn: sqlite3.Connection, table: str, row: dict, key: str, keep: tuple[str, ...] = ()) -> None:
+    """Insert `row`, or overwrite every column of the row with the same `key` except those in `keep`."""
+    cols = list(row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != key and c not in keep)
+    conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                 f"ON CONFLICT({key}) DO UPDATE SET {updates}", [row[c] for c in cols])
 
 
 def _check_name(name: str) -> None:

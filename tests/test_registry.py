@@ -473,3 +473,117 @@ def test_second_connection_in_a_process_never_reopens_the_file(tmp_path, monkeyp
             inner.add_base("b", kind="hub", source="org/model")
         assert outer.get_base("b") is not None
     assert opened == []
+
+
+# ----------------------------------------------------------------------------- task registries (docs/cluster.md)
+
+TASK_SCRIPT = r"""
+import json, sqlite3, sys
+from pathlib import Path
+opened = []
+real_connect = sqlite3.connect
+def spy(target, *args, **kwargs):
+    opened.append(str(target))
+    return real_connect(target, *args, **kwargs)
+sqlite3.connect = spy  # every SQLite file this task opens, the registry's own connections included
+
+from orglab.registry import Registry
+from orglab.task_registry import private_registry
+
+private, snapshot, home, forced = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "1"
+with private_registry(private, snapshot):
+    with Registry() as reg:
+        reused = reg.start_run("world", "b", {"w": 1}).reused   # a read that the snapshot answers
+        reg.add_organism("o", family="sdf", target="t", base="b")
+        run = reg.start_run("train", "o", {"lr": 1})
+        if not run.reused:
+            weights = home / "artifacts" / "o" / "train" / run.config_hash / "w.bin"
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            weights.write_bytes(b"weights")
+            reg.add_artifact(run.id, "weights", weights)
+            reg.log_metrics(run.id, {"loss": 0.5})
+            reg.finish_run(run.id)
+        if forced:
+            again = reg.start_run("world", "b", {"w": 1}, force=True)
+            reg.log_metrics(again.id, {"redone": 1.0})
+            reg.finish_run(again.id)
+        reg.start_run("eval", "o", {"left": "running"})             # a killed attempt's row: never merged
+print(json.dumps({"reused": reused, "opened": opened}))
+"""
+
+
+def _fingerprint(path: Path) -> bytes:
+    """The bytes a write to the registry changes: the file and its WAL (readers only touch the -shm index)."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def _run_task(private: Path, snapshot: Path, home: Path, forced: bool = False) -> dict:
+    import json
+
+    out = subprocess.run([sys.executable, "-c", TASK_SCRIPT, str(private), str(snapshot), str(home),
+                          "1" if forced else "0"], capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("mode", ["wal", "nfs"])
+def test_a_task_writes_only_its_private_registry_and_the_driver_merges_it_once(home, monkeypatch, mode):
+    monkeypatch.setenv(registry.MODE_ENV, mode)  # nfs: rollback journals and writers' lock files, as on NFS
+    with Registry() as reg:
+        _task_registry_round_trip(reg, home)
+
+
+def _task_registry_round_trip(reg, home):
+    from orglab.registry import Merged
+    from orglab.task_registry import import_task, private_registry_file, take_snapshot
+
+    reg.add_base("b", kind="hub", source="org/b")
+    world = reg.start_run("world", "b", {"w": 1})
+    reg.finish_run(world.id)
+    snapshot = take_snapshot(home / "executor" / "w" / "snapshots" / "s1.sqlite")
+    reg.add_base("later", kind="hub", source="org/later")      # the driver goes on writing; tasks see the snapshot
+    main = reg.path
+    before = _fingerprint(main)
+
+    private = private_registry_file(home / "executor" / "w" / "tasks" / "cell", snapshot)
+    task = _run_task(private, snapshot, home)
+    assert task["reused"]                                          # the task read the main registry's run
+    assert str(main) not in task["opened"] and str(private.resolve()) in task["opened"]
+    assert _fingerprint(main) == before                            # nothing was written to the main registry
+    assert reg.get_organism("o") is None and not reg.list_runs(kind="train")
+
+    assert import_task(private) == Merged(bases=0, organisms=1, runs=1)
+    assert import_task(private) == Merged()                        # idempotent: a restarted driver merges again
+    # the task resubmitted from the same snapshot into a fresh registry (its first attempt was lost), and merged
+    again = private_registry_file(home / "executor" / "w" / "tasks" / "cell-again", snapshot)
+    _run_task(again, snapshot, home)
+    assert import_task(again).runs == 0                            # the key already has its done run
+    [train] = reg.list_runs(kind="train", subject="o")
+    assert train.status == "done" and reg.get_metrics(train.id) == {"loss": 0.5}
+    [weights] = reg.get_artifacts(train.id)
+    assert weights["path"] == str(home / "artifacts" / "o" / "train" / train.config_hash / "w.bin")
+    assert reg.verify_artifacts(train.id) == [] and reg.get_organism("o")["base"] == "b"
+    assert not reg.list_runs(kind="eval")                          # the unfinished run stayed in the task's file
+    assert reg.get_base("later") is not None                       # the snapshot's older view changed nothing
+
+    # a forced rerun in a task supersedes the main registry's result, as finish_run does for two finishers
+    forced = private_registry_file(home / "executor" / "w" / "tasks" / "forced", snapshot)
+    _run_task(forced, snapshot, home, forced=True)
+    assert import_task(forced).runs == 1 and import_task(forced) == Merged()
+    done = reg.list_runs(kind="world", subject="b", status="done")
+    assert len(done) == 1 and done[0].id != world.id and reg.get_metrics(done[0].id) == {"redone": 1.0}
+    assert reg._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_merging_a_registry_that_is_missing_or_from_another_schema_is_one_sentence(reg, tmp_path):
+    with pytest.raises(OrglabError, match="does not exist; the task that should have written it did not run"):
+        reg.merge_from(tmp_path / "nothing.sqlite")
+    other = tmp_path / "other.sqlite"
+    reg.snapshot(other)
+    conn = sqlite3.connect(other)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OrglabError, match="has schema 99, this orglab writes 2"):
+        reg.merge_from(other)

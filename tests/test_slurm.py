@@ -53,6 +53,22 @@ def _one_done_train_each(home):
     conn.close()
 
 
+def _trains(registry_file, status: str | None = None) -> list[str]:
+    """The statuses of the train runs in a registry file, read through a read-only connection (a file that is
+    not there yet, or is being copied into place, has none)."""
+    if not registry_file.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{registry_file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT status FROM runs WHERE kind = 'train'").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return [r[0] for r in rows if status is None or r[0] == status]
+
+
 # ------------------------------------------------------------------------------------------------ options
 
 def test_executor_options_and_bad_input(tmp_path, monkeypatch):
@@ -88,14 +104,56 @@ def test_slurm_without_sbatch_and_unknown_executor_lose_nothing(with_micro, tmp_
 
 # ------------------------------------------------------------------------------------------------ local
 
-def test_local_executor_gives_the_inline_sweep(micro_copy):
-    """The same cells, organisms and verdicts whether the cells ran inline or as parallel local processes."""
+def _done_keys(path) -> set[tuple]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return set(conn.execute("SELECT kind, subject, config_hash, started_at FROM runs WHERE status = 'done'"))
+    finally:
+        conn.close()
+
+
+def _watch_the_main_registry(monkeypatch, home) -> list:
+    """Wrap the driver's snapshots and merges (orglab.task_registry, called in this process; the tasks run in
+    spawned processes with the real code): while tasks run, between two of the driver's own steps, the main
+    registry's bytes must not change; each merge brings the task's finished runs and is idempotent."""
+    from orglab import task_registry
+    from orglab.registry import Merged
+
+    from test_registry import _fingerprint
+
+    main, last, merged = home / "registry.sqlite", {}, []
+    real_snapshot, real_import = task_registry.take_snapshot, task_registry.import_task
+
+    def snapshot(dest):
+        out = real_snapshot(dest)
+        last["bytes"] = _fingerprint(main)
+        return out
+
+    def merge(path):
+        assert _fingerprint(main) == last["bytes"], f"the main registry changed while {path.parent.name} ran"
+        done = real_import(path)
+        assert real_import(path) == Merged()                  # idempotent
+        task = _done_keys(path)
+        assert {k[:3] for k in task} <= {k[:3] for k in _done_keys(main)}
+        merged.append((path, done, task))
+        last["bytes"] = _fingerprint(main)
+        return done
+
+    monkeypatch.setattr(task_registry, "take_snapshot", snapshot)
+    monkeypatch.setattr(task_registry, "import_task", merge)
+    return merged
+
+
+def test_local_executor_gives_the_inline_sweep(micro_copy, monkeypatch):
+    """The same cells, organisms and verdicts whether the cells ran inline or as parallel local processes; the
+    local tasks register into private registries that only the driver merges into the main one."""
     sweeps = {}
     for name in ("inline", "local"):
         with micro_copy(f"exec_{name}") as home:
             config = SweepConfig("sdf", "micro", _fact(), mixes=(0.0, 1.0), recipe=RECIPE, diff=SMALL_DIFF,
                                  check=ADL_ONE_CONTROL)
             executor = ExecutorOptions(name, parallel=2) if name == "local" else None
+            merged = _watch_the_main_registry(monkeypatch, home) if name == "local" else []
             sweeps[name] = run_sweep(config, progress=False, executor=executor)
             _one_done_train_each(home)
             if name == "local":
@@ -103,6 +161,12 @@ def test_local_executor_gives_the_inline_sweep(micro_copy):
                 assert sorted(p.name for p in (folder / "cells").glob("*.json")) == ["cell-0-s0.json",
                                                                                      "cell-1-s0.json"]
                 assert [p.name for p in (folder / "controls").glob("*.json")] == ["controls-s0.json"]
+                # one merge per task, of the registry in that task's own folder, which holds its trainings
+                assert sorted(p.parent.name for p, _, _ in merged) == ["cell-0-s0", "cell-1-s0", "controls-s0"]
+                trained = {k[1]: k for _, _, task in merged for k in task if k[0] == "train"}
+                main_trained = {k[1]: k for k in _done_keys(home / "registry.sqlite") if k[0] == "train"}
+                assert trained == main_trained                        # the same runs, started by the tasks
+                assert sum(done.runs for _, done, _ in merged) >= 3 + 3  # 3 trainings, and their diffs and evals
     inline, local = sweeps["inline"], sweeps["local"]
     assert inline["config"] == local["config"]
     assert [c["organism"] for c in inline["cells"]] == [c["organism"] for c in local["cells"]]
@@ -141,13 +205,17 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
     assert out.returncode != 0 and "SLURM has no partition 'nope'; partitions are debug" in out.stderr
     assert slurm.run("squeue", "-h").stdout.strip() == ""
 
+    main = with_micro / "registry.sqlite"
     driver = subprocess.Popen(_cmd(fact, recipe, "--executor", "slurm", "--partition", "debug", "--time", "30",
                                    "--name", "s-slurm", "--json"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # cancel the controls task while it trains (a train run of it is 'running' in the registry)
+    # cancel the controls task while it trains (a train run of it is 'running' in the task's private registry)
     def state() -> dict:  # the driver's state file, in the folder named after the sweep and its settings' hash
         found = sorted((with_micro / "executor").glob("s-slurm-*/state.json"))
         return json.loads(found[0].read_text()) if found else {}
+
+    def controls_registries() -> list:
+        return sorted((with_micro / "executor").glob("s-slurm-*/controls/tasks/controls-s0/registry-*.sqlite"))
 
     cancelled, give_up = None, time.monotonic() + 600
     while cancelled is None and driver.poll() is None and time.monotonic() < give_up:
@@ -156,9 +224,8 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
         except (OSError, ValueError, KeyError):
             job = None
         if job:
-            with Registry() as reg:
-                training = bool(reg.list_runs(kind="train", status="running"))
-            if training:
+            assert not _trains(main, "running")            # a task's work never shows in the main registry
+            if any(_trains(path, "running") for path in controls_registries()):
                 assert slurm.run("scancel", job).returncode == 0
                 cancelled = job
         time.sleep(0.3)
@@ -190,4 +257,9 @@ def test_slurm_sweep_resubmits_a_cancelled_task_and_records_the_sweep(slurm, wit
     assert [c["mix_label"] for c in sweep["cells"]] == ["1:0", "1:1"] and len(sweep["controls"]) == 1
     assert all("passed" in c["check"] for c in sweep["cells"])
     _one_done_train_each(with_micro)
+    # the cancelled attempt's train run stayed in the task's registry (reaped there by the resubmitted attempt,
+    # which reused that registry and its finished work); the main registry got only the finished runs
+    [private] = controls_registries()
+    assert _trains(private, "failed") and _trains(private, "done")
+    assert _trains(main) == _trains(main, "done")
     assert slurm.run("squeue", "-h").stdout.strip() == ""

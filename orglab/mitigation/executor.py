@@ -3,8 +3,10 @@
 
 The driver submits two waves of tasks: first one task per seed that trains the cell the null controls copy and
 trains, diffs and evaluates those controls; then one task per remaining (mix, seed) cell (train -> diff -> eval).
-Every step a task does is an ordinary cached registry run, so once the waves are done the driver runs the usual
-inline sweep code, which only reads those cached runs, and records the sweep exactly as an inline sweep does.
+Every step a task does is an ordinary cached registry run, recorded in the task's private registry (a copy of a
+snapshot of the main one, orglab.task_registry); the driver, the only process that writes the main registry, merges
+each finished task's registry into it. Once the waves are done the driver runs the usual inline sweep code, which
+only reads those cached runs, and records the sweep exactly as an inline sweep does.
 
 Executor settings are never part of a sweep's hashed config: they are an `ExecutorOptions` passed beside it.
 A task that fails (or is cancelled or preempted) is resubmitted once. The driver keeps the ids of the jobs it
@@ -24,10 +26,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from orglab import task_registry
 from orglab.errors import OrglabError
 
 EXECUTORS = ("inline", "local", "slurm")
 STATE_FILE = "state.json"
+SNAPSHOTS_DIR = "snapshots"   # in a wave's folder: the main registry as the driver saw it, one file per driver run
+TASKS_DIR = "tasks"           # in a wave's folder: one folder per task, holding its private registries
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -218,12 +223,16 @@ def _threads_for_task() -> None:
         torch.set_num_threads(int(n))
 
 
-def run_task(folder: str, task: Task) -> str:
-    """Run one task where it was sent and write its result JSON atomically into `folder`; returns that path."""
+def run_task(folder: str, task: Task, snapshot: str) -> str:
+    """Run one task where it was sent, registering into its private registry (made from the driver's `snapshot`;
+    the main registry is never opened), and write its result JSON, naming that registry, atomically into `folder`;
+    returns that path."""
     _threads_for_task()
-    result = TASKS[task.fn](*task.args)
+    private = task_registry.private_registry_file(Path(folder) / TASKS_DIR / task.key, Path(snapshot))
+    with task_registry.private_registry(private, Path(snapshot)):
+        result = TASKS[task.fn](*task.args)
     path = Path(folder) / f"{task.key}.json"
-    _write_atomic(path, json.dumps({"key": task.key, "result": result}, default=str))
+    _write_atomic(path, json.dumps({"key": task.key, "registry": str(private), "result": result}, default=str))
     return str(path)
 
 
@@ -255,6 +264,8 @@ class Driver:
         self.folder = executor_dir(sweep_name)
         self.state_path = self.folder / STATE_FILE
         self.state = self._load_state()
+        # names this driver run's snapshots: a later driver's tasks start from a newer one (task_registry)
+        self.stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self.progress = progress
         self.bar = None
         if progress:
@@ -291,23 +302,39 @@ class Driver:
         """Run `tasks` (all independent), each at most 1 + retries times; their results by key."""
         folder = self.folder / wave
         folder.mkdir(parents=True, exist_ok=True)
+        snapshot = task_registry.take_snapshot(folder / SNAPSHOTS_DIR / f"{self.stamp}.sqlite")
         if self.options.name == "local":
-            return self._run_local(folder, tasks)
-        return self._run_slurm(wave, folder, tasks)
+            return self._run_local(folder, tasks, snapshot)
+        return self._run_slurm(wave, folder, tasks, snapshot)
 
-    def _read(self, folder: Path, key: str) -> dict | None:
+    def _collect(self, folder: Path, key: str) -> dict | None:
+        """A finished task's result, after merging its private registry into the main one; None if not finished.
+        Merging is idempotent, so a driver that restarts merges the tasks it finds finished again, harmlessly."""
         path = folder / f"{key}.json"
         try:
-            return json.loads(path.read_text())["result"]
-        except (OSError, ValueError, KeyError):
+            data = json.loads(path.read_text())
+            result, private = data["result"], Path(data["registry"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
+        task_registry.import_task(private)
+        return result
+
+    def _salvage(self, folder: Path, key: str) -> None:
+        """Merge what a failed, cancelled or preempted attempt finished (a training done before its diff failed),
+        so that no later attempt or later sweep redoes it. Best effort: a registry its killed writer left with a
+        hot rollback journal cannot be read read-only; the next attempt reopens it, recovers it and is merged."""
+        for private in sorted((folder / TASKS_DIR / key).glob("registry-*.sqlite")):
+            try:
+                task_registry.import_task(private)
+            except OrglabError:
+                pass
 
     def _give_up(self, task: Task, where: str) -> OrglabError:
         return OrglabError(f"Task {task.key} failed {1 + self.options.retries} times; its log is {where}. "
-                           "Everything it registered is kept: fix the cause and run the sweep again.")
+                           "Every run it finished is recorded: fix the cause and run the sweep again.")
 
     # local ------------------------------------------------------------------------------------------------------
-    def _run_local(self, folder: Path, tasks: list[Task]) -> dict[str, dict]:
+    def _run_local(self, folder: Path, tasks: list[Task], snapshot: Path) -> dict[str, dict]:
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -330,14 +357,14 @@ class Driver:
                                  initargs=(threads, queue)) as pool:
             running = {}
             for task in tasks:
-                running[pool.submit(run_task, str(folder), task)] = task
+                running[pool.submit(run_task, str(folder), task, str(snapshot))] = task
             while running:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     task = running.pop(fut)
                     exc = fut.exception()
                     if exc is None:
-                        results[task.key] = self._read(folder, task.key)
+                        results[task.key] = self._collect(folder, task.key)
                         self._tick()
                         continue
                     log = logs / f"{task.key}.err"
@@ -345,12 +372,13 @@ class Driver:
                         import traceback
 
                         f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+                    self._salvage(folder, task.key)
                     attempts[task.key] += 1
                     if attempts[task.key] > self.options.retries or isinstance(exc, OrglabError):
                         if isinstance(exc, OrglabError):
                             raise exc
                         raise self._give_up(task, str(log))
-                    running[pool.submit(run_task, str(folder), task)] = task
+                    running[pool.submit(run_task, str(folder), task, str(snapshot))] = task
         return results
 
     # slurm ------------------------------------------------------------------------------------------------------
@@ -376,9 +404,9 @@ class Driver:
         ex.update_parameters(**params)
         return ex
 
-    def _submit(self, wave: str, folder: Path, tasks: list[Task]) -> None:
+    def _submit(self, wave: str, folder: Path, tasks: list[Task], snapshot: Path) -> None:
         ex = self._slurm_executor(folder)
-        jobs = ex.map_array(run_task, [str(folder)] * len(tasks), tasks)
+        jobs = ex.map_array(run_task, [str(folder)] * len(tasks), tasks, [str(snapshot)] * len(tasks))
         entry = self.state["waves"].setdefault(wave, {})
         for task, job in zip(tasks, jobs):
             rec = entry.setdefault(task.key, {"attempts": 0, "jobs": []})
@@ -387,12 +415,12 @@ class Driver:
             rec["job"] = job.job_id
         self._save_state()
 
-    def _run_slurm(self, wave: str, folder: Path, tasks: list[Task]) -> dict[str, dict]:
+    def _run_slurm(self, wave: str, folder: Path, tasks: list[Task], snapshot: Path) -> dict[str, dict]:
         results: dict[str, dict] = {}
         entry = self.state["waves"].setdefault(wave, {})
         by_key = {t.key: t for t in tasks}
         for key in list(by_key):
-            found = self._read(folder, key)
+            found = self._collect(folder, key)
             if found is not None:          # finished before a restart of the driver
                 results[key] = found
                 self._tick()
@@ -406,7 +434,7 @@ class Driver:
                 continue                   # re-attach: still pending or running
             todo.append(task)
         if todo:
-            self._submit(wave, folder, todo)
+            self._submit(wave, folder, todo, snapshot)
         while len(results) < len(by_key):
             time.sleep(self.options.poll_s)
             queued = slurm_queue()
@@ -414,7 +442,7 @@ class Driver:
             for key, task in by_key.items():
                 if key in results:
                     continue
-                found = self._read(folder, key)
+                found = self._collect(folder, key)
                 if found is not None:
                     results[key] = found
                     self._tick()
@@ -423,18 +451,19 @@ class Driver:
                 if rec["job"] in queued:
                     continue
                 time.sleep(0.5)            # the job may have left the queue right after writing its result
-                found = self._read(folder, key)
+                found = self._collect(folder, key)
                 if found is not None:
                     results[key] = found
                     self._tick()
                     continue
+                self._salvage(folder, key)
                 if rec["attempts"] > self.options.retries:
                     raise self._give_up(task, str(folder / "logs" / str(rec["job"])))
                 resubmit.append(task)
             if resubmit:
                 print(f"resubmitting {', '.join(t.key for t in resubmit)} (failed, cancelled or preempted)",
                       file=sys.stderr, flush=True)  # a warning, also with --json
-                self._submit(wave, folder, resubmit)
+                self._submit(wave, folder, resubmit, snapshot)
         return results
 
 
