@@ -26,9 +26,11 @@ from orglab.organisms.data import FinetuneData, read_jsonl
 from orglab.paths import artifact_dir
 from orglab.registry import Registry, config_hash
 
-CHUNK = 64
+# One generation batch, seeded by its index. Small, so that a run needing a few samples (a held-out set of 4)
+# does not draw a large batch on a CPU, and the progress bar moves; a GPU still gets batches of 16.
+CHUNK = 16
 SAMPLES_FILE = "samples.jsonl"
-VERSION = 1  # bump when the sampling below changes: old sample sets are then drawn again
+VERSION = 2  # bump when the sampling below changes: old sample sets are then drawn again
 
 
 @dataclass(frozen=True)

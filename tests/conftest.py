@@ -9,6 +9,23 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The suite runs on pytest-xdist workers (pyproject's addopts): each worker, and every process it starts,
+    # gets its share of the cores, so that two workers on two cores do not run four torch threads.
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """With `--dist loadgroup`, a module's tests run on one worker (its module fixtures are built once), and every
+    test that uses the converted gemma base runs on the same worker (it is converted once, not once per worker)."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "gemma" if "gemma_home" in getattr(item, "fixturenames", ()) else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(autouse=True)
 def orglab_home(tmp_path, monkeypatch) -> Path:

@@ -16,7 +16,7 @@ import pytest
 from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
 from orglab.mitigation.check import (DETECTOR_NAMES, DETECTORS, CheckConfig, controls_against_each_other,
-                                     detector_stops, verdict)
+                                     detector_rows, detector_stops, verdict)
 from orglab.mitigation.sweep import SweepConfig, check_organism, load_sweep, parse_mixes, run_sweep
 from orglab.mitigation.tune import tune_mix
 from orglab.registry import Registry
@@ -65,6 +65,9 @@ def test_every_detector_is_judged_against_the_band_and_named_when_it_flags():
     assert len(result["reasons"]) == len(DETECTORS) and all("0.100-0.200 (2 controls)" in r for r in result["reasons"])
     below = {d.metric: 0.20 + margins[d.name] - 0.01 for d in DETECTORS}
     assert verdict("sdf", below, controls, 0.9)["passed"]
+    # a relevance of k/20 exactly at its limit is at it, not over it by a rounding error (0.30 + 0.15 = 0.45)
+    at = detector_rows({"token_relevance": 0.45}, [{"token_relevance": 0.30}], CheckConfig(detectors=("lens",)))
+    assert 0.45 > 0.30 + 0.15 and at[0]["ok"]
     # one detector unmeasured flags as not measured (never passes silently); --detectors leaves it out
     partial = dict(below)
     del partial["kl_early_max"]
