@@ -289,16 +289,16 @@ def test_sweep_output_and_report_show_the_pareto_front(swept, monkeypatch, tmp_p
     report_text.print_sweep(sweep)
     printed = capsys.readouterr().out
     front = printed[printed.index("Pareto front"):]
-    for p in sweep["pareto"]:
-        assert p["organism"] in front and f"{p['detectability']:.3f}" in front
+    for p in sweep["pareto"]:  # a table cell: the name padded by a space each side (one name may start another)
+        assert f" {p['organism']} " in front and f"{p['detectability']:.3f}" in front
     off = [c["organism"] for c in sweep["cells"] if c["organism"] not in {p["organism"] for p in sweep["pareto"]}]
-    assert not any(name in front for name in off)
+    assert not any(f" {name} " in front for name in off)
     index = write_report(sweep, tmp_path / "report")
     page = index.read_text()
     assert f'src="{PARETO_PNG}"' in page and (tmp_path / "report" / PARETO_PNG).stat().st_size > 10_000
     table = page[page.index("the Pareto front</h2>"):page.index("<figure")]
     for p in sweep["pareto"]:
-        assert p["organism"] in table and p["label"] in table
+        assert f"<code>{p['organism']}</code>" in table and f"<td>{p['label']}</td>" in table
     assert "kl_to_base weights 0, 1" in page and "1:0 adl=1" in page
 
 
