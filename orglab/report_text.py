@@ -299,7 +299,7 @@ def print_tune(result: dict) -> None:
         table.add_column(col)
     for i, step in enumerate(result["path"], 1):
         seen = ", ".join(f["detector"] for f in step.get("flagged", []))
-        table.add_row(str(i), step.get("label", step["mix_label"]), "ok" if step["detectability_ok"] else
+        table.add_row(str(i), step["label"], "ok" if step["detectability_ok"] else
                       f"seen by {seen}", "kept" if step["property_ok"] else "lost", "; ".join(step["reasons"]))
     console.print(table)
     what = "ratio" if mitigation == "mix" else f"{mitigation} weight"
