@@ -213,14 +213,16 @@ def test_sweep_front_reads_the_stored_cells():
 
 @pytest.fixture(scope="module")
 def swept(micro_copy):
-    """A copy of the micro home holding an SDF sweep over mitigations, one at a time: the ratios 1:0 and 1:2, and
-    at 1:0 a kl_to_base cell and an adl_penalty cell (four cells, two null controls)."""
+    """A copy of the micro home holding an SDF sweep over mitigations, one at a time: the ratios 1:0 and 1:2, and an
+    adl_penalty cell at 1:0 (three cells, two null controls). One penalty keeps the fixture cheap: the sweep treats
+    both alike, KL's grid and names are tested without training, and the trainer's penalties in
+    test_train_mitigation.py."""
     with micro_copy("sweep_home") as home:
         from orglab.world.build import load_world
 
         fact = load_world("micro").false_facts[0].id
-        config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), kls=(0.0, 1.0), adl_penalties=(0.0, 1.0),
-                             grid="axes", recipe=RECIPE, diff=SMALL_DIFF)
+        config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), adl_penalties=(0.0, 1.0), grid="axes",
+                             recipe=RECIPE, diff=SMALL_DIFF)
         sweep = run_sweep(config, progress=False)
     return home, config, sweep
 
@@ -228,10 +230,10 @@ def swept(micro_copy):
 def test_sweep_stores_every_cell_with_control_and_check(swept, monkeypatch):
     home, config, sweep = swept
     monkeypatch.setenv("ORGLAB_HOME", str(home))
-    assert [c["label"] for c in sweep["cells"]] == ["1:0", "1:0 adl=1", "1:0 kl=1", "1:2"]
-    assert [c["mitigation"] for c in sweep["cells"]] == ["none", "adl-penalty", "kl", "mix"]
+    assert [c["label"] for c in sweep["cells"]] == ["1:0", "1:0 adl=1", "1:2"]
+    assert [c["mitigation"] for c in sweep["cells"]] == ["none", "adl-penalty", "mix"]
     like = sweep["cells"][0]["organism"]
-    assert [c["organism"] for c in sweep["cells"][1:3]] == [f"{like}-adl1", f"{like}-kl1"]  # names say it
+    assert sweep["cells"][1]["organism"] == f"{like}-adl1"  # the name says the mitigation
     # two null controls of the unmitigated 1:0 cell, of different seeds, each judged against the other; every cell,
     # penalised or mixed, is judged against that one band
     assert [c["organism"] for c in sweep["controls"]] == [f"control-{like}", f"control-{like}-s1000"]
@@ -299,7 +301,7 @@ def test_sweep_output_and_report_show_the_pareto_front(swept, monkeypatch, tmp_p
     table = page[page.index("the Pareto front</h2>"):page.index("<figure")]
     for p in sweep["pareto"]:
         assert f"<code>{p['organism']}</code>" in table and f"<td>{p['label']}</td>" in table
-    assert "kl_to_base weights 0, 1" in page and "1:0 adl=1" in page
+    assert "adl_penalty weights 0, 1" in page and "1:0 adl=1" in page
 
 
 def test_check_cli_exit_codes_follow_the_verdict(swept, monkeypatch):
@@ -344,18 +346,17 @@ def test_tune_mix_reuses_sweep_cells_and_reports_its_path(swept, monkeypatch):
         assert result["ratio"] is None and "extend the ladder" in result["why"]
 
 
-@pytest.mark.parametrize("mitigation", ["kl", "adl-penalty"])
-def test_tune_a_penalty_reuses_sweep_cells_and_reports_its_path(swept, monkeypatch, mitigation):
+def test_tune_a_penalty_reuses_sweep_cells_and_reports_its_path(swept, monkeypatch):
     home, config, sweep = swept
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     with Registry() as reg:
         trained_before = len(reg.list_runs(kind="train"))
-    result = tune(config, mitigation, ladder=(0.0, 1.0), progress=False)
+    result = tune(config, "adl-penalty", ladder=(0.0, 1.0), progress=False)
     with Registry() as reg:
         assert len(reg.list_runs(kind="train")) == trained_before  # both cells came from the sweep
     cells = {c["label"]: c for c in sweep["cells"]}
-    strong = "1:0 kl=1" if mitigation == "kl" else "1:0 adl=1"
-    assert result["mitigation"] == mitigation and result["path"][0]["label"] == "1:0"
+    strong = "1:0 adl=1"
+    assert result["mitigation"] == "adl-penalty" and result["path"][0]["label"] == "1:0"
     assert [s["organism"] for s in result["path"]] == [cells[s["label"]]["organism"] for s in result["path"]]
     if cells["1:0"]["check"]["detectability_ok"]:
         assert len(result["path"]) == 1 and (result["value"] == 0.0 or not result["passed"])
