@@ -12,7 +12,7 @@ from pathlib import Path
 # Light imports only (configs and specs, no torch), so `orglab --help` is quick.
 from orglab import __version__
 from orglab.agent.agent import AgentConfig
-from orglab.cli_options import add_config_options, add_model_options, overrides, ratios, with_default
+from orglab.cli_options import add_config_options, add_model_options, overrides, ratios, shown, with_default
 from orglab.diff.run import STAGES as DIFF_STAGES
 from orglab.diff.run import DiffConfig, with_overrides
 from orglab.errors import OrglabError, from_environment
@@ -21,7 +21,8 @@ from orglab.evals.suites import SUITES
 from orglab.mitigation.check import CheckConfig
 from orglab.mitigation.sweep import SweepConfig
 from orglab.mitigation.executor import add_executor_args, executor_from_args
-from orglab.mitigation.tune import DEFAULT_LADDER
+from orglab.mitigation.grid import GRIDS, MITIGATIONS
+from orglab.mitigation.tune import DEFAULT_LADDER, DEFAULT_LADDERS
 from orglab.organisms import FAMILIES, family_names, get_family
 from orglab.train.recipe import Recipe
 from orglab.validate import check_args
@@ -32,6 +33,11 @@ TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "name": "
                "unrelated": "unrelated", "chat_template": "chat-template", "finetune": "finetune",
                "distributed": "distributed", "kl_to_base": "kl-to-base", "adl_penalty": "adl-penalty",
                "adl_layers": "adl-layers", "adl_positions": "adl-positions", "report_to": "report-to"}
+
+# The recipe fields `orglab sweep` and `orglab tune` take as flags, for every cell (the penalty weights are the
+# grid's --kl and --adl-penalty; where the ADL penalty reads is one setting for the whole sweep).
+CELL_RECIPE_FLAGS = {"adl_layers": "adl-layers", "adl_positions": "adl-positions"}
+
 
 def _targets_help() -> str:
     return ", ".join(f"{f.target_kind} ({f.name})" for f in FAMILIES.values())
@@ -165,15 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(ev)
     ev.set_defaults(handler=cmd_eval)
 
-    sweep = sub.add_parser("sweep", help="train, diff, eval and check a family over ft:pt mixing ratios",
-                           description="Each (ratio, seed) cell is trained, diffed (ADL and the detectors beyond "
-                                       "it) and evaluated; --controls null controls per seed are trained and diffed, "
-                                       "and each cell is checked by every detector against their band. Every step "
+    sweep = sub.add_parser("sweep", help="train, diff, eval and check a family over mitigations (ft:pt mixing, "
+                                         "KL to the base, the ADL penalty)",
+                           description="Each (mitigation cell, seed) is trained, diffed (ADL and the detectors beyond "
+                                       "it) and evaluated; a cell is a ratio from --mix with a kl_to_base weight from "
+                                       "--kl and an adl_penalty weight from --adl-penalty. --controls null controls "
+                                       "per seed (copies of the unmitigated cell) are trained and diffed, and each "
+                                       "cell is checked by every detector against their band; the cells on the "
+                                       "Pareto front of detectability against the property are listed. Every step "
                                        "is cached: an interrupted sweep continues when run again.")
     sweep.add_argument("family", choices=family_names())
     _cell_args(sweep)
     sweep.add_argument("--mix", default=None, help=with_default("ratios, comma-separated", SweepConfig, "mixes",
                                                                show=ratios))
+    sweep.add_argument("--kl", default=None, help=with_default("kl_to_base weights, comma-separated (0: off)",
+                                                              SweepConfig, "kls"))
+    sweep.add_argument("--adl-penalty", default=None, help=with_default(
+        "adl_penalty weights, comma-separated (0: off)", SweepConfig, "adl_penalties"))
+    sweep.add_argument("--grid", default=None, choices=GRIDS, help=with_default(
+        "product: every combination of the lists; axes: one mitigation at a time, the others at their smallest "
+        "listed value", SweepConfig, "grid"))
     sweep.add_argument("--seeds", default=None, help=with_default("seeds, comma-separated", SweepConfig, "seeds"))
     sweep.add_argument("--name", default=None, help="sweep name (default sweep-FAMILY-TARGET-BASE)")
     add_executor_args(sweep)
@@ -192,17 +209,35 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(check)
     check.set_defaults(handler=cmd_check)
 
-    tune = sub.add_parser("tune-mix", help="the smallest mixing ratio that passes check and keeps the property",
-                          description="Bisects a ladder of ratios for the smallest one whose organism the null "
-                                      "control cannot tell apart, then checks the property there. Reuses cells.")
+    tune = sub.add_parser("tune", help="the weakest setting of a mitigation that passes check and keeps the "
+                                       "property",
+                          description="Bisects a ladder of settings of one mitigation (a ratio for mix, a weight "
+                                      "for kl and adl-penalty; the others stay off) for the weakest one whose "
+                                      "organism the null controls cannot tell apart, then checks the property "
+                                      "there, and prints the path it took. Reuses cells.")
     tune.add_argument("family", choices=family_names())
+    tune.add_argument("--mitigation", required=True, choices=MITIGATIONS, help="which mitigation to search")
     _cell_args(tune)
-    tune.add_argument("--ladder", default=None,
-                      help=f"ratios to search, comma-separated (default {ratios(DEFAULT_LADDER)})")
+    tune.add_argument("--ladder", default=None, help="settings to search, comma-separated: ratios for mix (default "
+                      f"{ratios(DEFAULT_LADDER)}), weights for kl (default {shown(DEFAULT_LADDERS['kl'])}) and "
+                      f"adl-penalty (default {shown(DEFAULT_LADDERS['adl-penalty'])})")
     tune.add_argument("--seed", type=int, default=0)
     add_executor_args(tune)
     _json_flag(tune)
-    tune.set_defaults(handler=cmd_tune_mix)
+    tune.set_defaults(handler=cmd_tune)
+
+    tune_mix = sub.add_parser("tune-mix", help="the smallest mixing ratio that passes check and keeps the property",
+                              description="`orglab tune --mitigation mix`: bisects a ladder of ratios for the "
+                                          "smallest one whose organism the null control cannot tell apart, then "
+                                          "checks the property there. Reuses cells.")
+    tune_mix.add_argument("family", choices=family_names())
+    _cell_args(tune_mix)
+    tune_mix.add_argument("--ladder", default=None,
+                          help=f"ratios to search, comma-separated (default {ratios(DEFAULT_LADDER)})")
+    tune_mix.add_argument("--seed", type=int, default=0)
+    add_executor_args(tune_mix)
+    _json_flag(tune_mix)
+    tune_mix.set_defaults(handler=cmd_tune, mitigation="mix")
 
     report = sub.add_parser("report", help="a sweep as a static HTML page with PNG plots",
                             description="Write index.html and its PNG plots for a stored sweep: detectability and "
@@ -265,6 +300,7 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="tiny, a registered base, a hub id or a local path")
     p.add_argument("--target", required=True, help=_targets_help())
     p.add_argument("--config", default=None, help="recipe file (YAML/JSON) applied to every cell")
+    add_model_options(p, Recipe, CELL_RECIPE_FLAGS)
     _check_args(p)
 
 
@@ -275,7 +311,9 @@ def _check_config(args):
     return CheckConfig(**fields)
 
 
-def _sweep_config(args, mixes, seeds):
+def _sweep_config(args, mixes, seeds, **cells):
+    """The SweepConfig of `orglab sweep`/`tune`: the recipe file and the cell recipe flags become every cell's
+    recipe; `cells` are SweepConfig's kls, adl_penalties and grid when given."""
     recipe = {}
     if args.config:
         import yaml
@@ -283,11 +321,15 @@ def _sweep_config(args, mixes, seeds):
         from orglab.train.recipe import load_recipe
 
         load_recipe(args.config, {"family": args.family, "base": args.base, "target": args.target})  # validates
+        # the CLI names family, base, target and the seeds; mix_ratio and the penalty weights are left in for
+        # SweepConfig.validate to name (each cell sets them)
         recipe = {k: v for k, v in (yaml.safe_load(Path(args.config).read_text()) or {}).items()
-                  if k not in ("family", "base", "target", "mix_ratio", "seed", "name")}
+                  if k not in ("family", "base", "target", "seed", "name")}
+    recipe.update(overrides(args, Recipe))
     return SweepConfig(family=args.family, base=args.base, target=args.target, mixes=mixes, seeds=seeds,
                        recipe=recipe, diff=with_overrides(DiffConfig(), samples=args.samples),
-                       check=_check_config(args), name=getattr(args, "name", None))
+                       check=_check_config(args), name=getattr(args, "name", None),
+                       **{k: v for k, v in cells.items() if v is not None})
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:
@@ -435,10 +477,14 @@ def cmd_eval(args) -> int:
 # --- mitigation -----------------------------------------------------------------------------------------------
 
 def cmd_sweep(args) -> int:
+    from orglab.mitigation.grid import parse_weights
     from orglab.mitigation.sweep import parse_mixes, parse_seeds, run_sweep
 
     config = _sweep_config(args, parse_mixes(args.mix) if args.mix else SweepConfig.mixes,
-                           parse_seeds(args.seeds) if args.seeds else SweepConfig.seeds)
+                           parse_seeds(args.seeds) if args.seeds else SweepConfig.seeds,
+                           kls=parse_weights(args.kl, "--kl") if args.kl else None,
+                           adl_penalties=parse_weights(args.adl_penalty, "--adl-penalty") if args.adl_penalty else None,
+                           grid=args.grid)
     result = run_sweep(config, progress=not args.json, executor=executor_from_args(args))
     return _show(args, result, "print_sweep")
 
@@ -457,13 +503,18 @@ def cmd_check(args) -> int:
     return 0 if result["passed"] else 1
 
 
-def cmd_tune_mix(args) -> int:
+def cmd_tune(args) -> int:
+    """`orglab tune --mitigation M` and `orglab tune-mix` (M = mix)."""
+    from orglab.mitigation.grid import parse_weights
     from orglab.mitigation.sweep import parse_mixes
-    from orglab.mitigation.tune import tune_mix
+    from orglab.mitigation.tune import tune
 
-    ladder = parse_mixes(args.ladder) if args.ladder else DEFAULT_LADDER
-    result = tune_mix(_sweep_config(args, ladder, (args.seed,)), ladder, seed=args.seed, progress=not args.json,
-                      executor=executor_from_args(args))
+    ladder = None
+    if args.ladder:
+        ladder = parse_mixes(args.ladder) if args.mitigation == "mix" else parse_weights(args.ladder, "--ladder")
+    config = _sweep_config(args, SweepConfig.mixes, (args.seed,))
+    result = tune(config, args.mitigation, ladder, seed=args.seed, progress=not args.json,
+                  executor=executor_from_args(args))
     if args.json:
         _print_json(result)
     else:

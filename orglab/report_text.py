@@ -210,21 +210,23 @@ def _detector_cell(entry: dict, detector) -> str:
 
 
 def print_sweep(sweep: dict) -> None:
-    """The paper's ablation table in miniature: one row per ratio (and seed) with every detector, the null
-    controls' rows last (each judged against the others), then where each detector stops seeing the organism."""
+    """The paper's ablation table in miniature: one row per mitigation cell (and seed) with every detector, the
+    null controls' rows last (each judged against the others), then where each detector stops seeing the organism
+    along the mixing ratio, and the cells on the Pareto front of detectability against the property."""
     from orglab.mitigation.check import DETECTORS
+    from orglab.mitigation.grid import cell_of
 
     label = sweep["property"]["label"]
     chosen = [d for d in DETECTORS if d.name in (sweep.get("detectors") or {})] or list(DETECTORS[:2])
-    table = Table(title=f"{sweep['name']}: detectability and {label} against the mixing ratio", title_justify="left",
+    table = Table(title=f"{sweep['name']}: detectability and {label} per mitigation", title_justify="left",
                   caption="* the detector flags it: above the null controls' band + margin", caption_justify="left")
-    for col in ("ratio", "seed", *(DETECTOR_COLUMNS.get(d.name, d.name) for d in chosen), label, "check"):
+    for col in ("cell", "seed", *(DETECTOR_COLUMNS.get(d.name, d.name) for d in chosen), label, "check"):
         table.add_column(col, justify="left" if col == "check" else "right")
     for c in sweep["cells"]:
         check = c.get("check", {})
         verdict = "pass" if check.get("passed") else "fail: " + ", ".join(
             [f["detector"] for f in check.get("flagged", [])] + (["property"] if not check.get("property_ok") else []))
-        table.add_row(c["mix_label"], str(c["seed"]), *(_detector_cell(c, d) for d in chosen),
+        table.add_row(cell_of(c).label, str(c["seed"]), *(_detector_cell(c, d) for d in chosen),
                       _num(c["property"]["value"]), verdict)
     for c in sweep["controls"]:
         check = c.get("check") or {}
@@ -241,6 +243,26 @@ def print_sweep(sweep: dict) -> None:
         else:
             console.print(f"- {name} flags up to {_ratio(max(stop['flags']))} and stops seeing the organism at "
                           f"{_ratio(stop['stops_at'])}")
+    print_pareto(sweep)
+
+
+def print_pareto(sweep: dict) -> None:
+    """The non-dominated cells: none is both less detectable and stronger in the property (orglab.mitigation.pareto)."""
+    from orglab.mitigation.pareto import sweep_front
+
+    label = sweep["property"]["label"]
+    front = sweep.get("pareto")
+    if front is None:  # a sweep stored before the front was
+        front = sweep_front(sweep["cells"], sweep["property"].get("higher_is_stronger", True))
+    table = Table(title=f"Pareto front: cells no other cell beats on both detectability and {label}",
+                  title_justify="left", caption="detectability: the worst detector's excess over the null controls' "
+                  "band top, in units of its margin (<= 1: no detector flags it)", caption_justify="left")
+    for col in ("cell", "seed", "mitigation", "detectability", "worst detector", label, "check", "organism"):
+        table.add_column(col, justify="right" if col in ("seed", "detectability", label) else "left")
+    for p in front:
+        table.add_row(p["label"], str(p["seed"]), p["mitigation"], _num(p["detectability"]), p["detector"] or "-",
+                      _num(p["property"]), "pass" if p["passed"] else "fail", p["organism"] or "")
+    console.print(table)
 
 
 def _ratio(mix: float) -> str:
@@ -270,16 +292,18 @@ def print_check(result: dict) -> None:
 
 
 def print_tune(result: dict) -> None:
-    table = Table(title=f"tune-mix {result['family']} {result['target']} on {result['base']} (null controls "
-                        f"{', '.join(result['controls'])})", title_justify="left")
-    for col in ("step", "ratio", "detectability", "property", "why"):
+    mitigation = result.get("mitigation", "mix")
+    table = Table(title=f"tune {mitigation} {result['family']} {result['target']} on {result['base']} (null "
+                        f"controls {', '.join(result['controls'])})", title_justify="left")
+    for col in ("step", "cell", "detectability", "property", "why"):
         table.add_column(col)
     for i, step in enumerate(result["path"], 1):
         seen = ", ".join(f["detector"] for f in step.get("flagged", []))
-        table.add_row(str(i), step["mix_label"], "ok" if step["detectability_ok"] else f"seen by {seen}",
-                      "kept" if step["property_ok"] else "lost", "; ".join(step["reasons"]))
+        table.add_row(str(i), step["label"], "ok" if step["detectability_ok"] else
+                      f"seen by {seen}", "kept" if step["property_ok"] else "lost", "; ".join(step["reasons"]))
     console.print(table)
+    what = "ratio" if mitigation == "mix" else f"{mitigation} weight"
     if result["passed"]:
-        console.print(f"[green]smallest passing ratio: {result['mix_label']}[/green] ({result['organism']})")
+        console.print(f"[green]weakest passing {what}: {result['label']}[/green] ({result['organism']})")
     else:
-        console.print(f"[red]no ratio passes[/red]: {result['why']}")
+        console.print(f"[red]no {what} passes[/red]: {result['why']}")

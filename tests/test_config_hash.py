@@ -347,6 +347,7 @@ def test_every_sweep_setting_changes_the_stored_sweeps_key(monkeypatch):
         return config_hash(sw.sweep_key({"config": sw._config_dict(config), "cells": [], "controls": []}))
 
     explicit = {"family": "em", "base": "other", "target": "t2", "mixes": (0.0, 0.5), "seeds": (0, 1),
+                "kls": (0.0, 0.1), "adl_penalties": (0.0, 1.0), "grid": "axes",
                 "recipe": {"lr": 0.1}, "control_like": 1.0, "diff": DiffConfig(samples=5), "eval": EvalConfig(seed=1),
                 "check": CheckConfig(relevance_margin=0.3), "name": "named"}
     default = sw.SweepConfig(family="sdf", base="tiny", target="t")

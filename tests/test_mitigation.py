@@ -1,5 +1,6 @@
-"""Sweeps, check and tune-mix on the micro base: the verdict math, a real sweep, resumption after a kill, two
-sweeps at once against one ORGLAB_HOME, and bad input."""
+"""Sweeps, check, tune and tune-mix on the micro base: the verdict math, the mitigation grid and the Pareto front
+as pure functions, a real sweep over mixing and both trainer penalties, resumption after a kill, two sweeps at once
+against one ORGLAB_HOME, and bad input."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
 from orglab.mitigation.check import (DETECTOR_NAMES, DETECTORS, CheckConfig, controls_against_each_other,
                                      detector_rows, detector_stops, verdict)
+from orglab.mitigation.grid import Cell, cell_of, grid_cells, parse_weights
+from orglab.mitigation.pareto import detectability, detector_score, dominates, pareto_front, sweep_front
 from orglab.mitigation.sweep import SweepConfig, check_organism, load_sweep, parse_mixes, run_sweep
-from orglab.mitigation.tune import tune_mix
+from orglab.mitigation.tune import tune, tune_mix
 from orglab.registry import Registry
 
 SMALL_DIFF = DiffConfig(samples=300, steering_prompts=4, steering_samples=1, steering_max_new_tokens=12,
@@ -113,16 +116,116 @@ def test_parse_mixes():
         parse_mixes(" , ")
 
 
+# ------------------------------------------------------------------------------------------------ the grid
+
+
+def test_grid_cells_product_and_axes_and_their_names():
+    assert grid_cells((0.0, 2.0), (0.0,), (0.0,)) == (Cell(0.0), Cell(2.0))  # a sweep of ratios alone, as before
+    product = grid_cells((2.0, 0.0), (0.0, 0.1), (0.0, 1.0))
+    assert len(product) == 8 and product == tuple(sorted(product))
+    # axes: each mitigation alone, the others at their smallest listed value
+    assert grid_cells((0.0, 2.0), (0.0, 0.1), (0.0, 1.0), "axes") == (
+        Cell(0.0), Cell(0.0, 0.0, 1.0), Cell(0.0, 0.1, 0.0), Cell(2.0))
+    assert grid_cells((1.0,), (0.1, 0.3), (0.0,), "axes") == (Cell(1.0, 0.1), Cell(1.0, 0.3))
+    with pytest.raises(OrglabError, match="--grid 'diagonal'"):
+        grid_cells((0.0,), (0.0,), (0.0,), "diagonal")
+    cell = Cell(1.0, 0.1, 2.0)
+    assert (cell.label, cell.kind, cell.key) == ("1:1 kl=0.1 adl=2", "mix+kl+adl-penalty", "1-kl0.1-adl2")
+    assert [(c.label, c.kind, c.key) for c in (Cell(0.1), Cell(0.0), Cell(0.0, 0.5), Cell(0.0, 0.0, 3.0))] == [
+        ("1:0.1", "mix", "0.1"), ("1:0", "none", "0"), ("1:0 kl=0.5", "kl", "0-kl0.5"),
+        ("1:0 adl=3", "adl-penalty", "0-adl3")]
+    assert cell_of({**cell.to_dict(), "seed": 3}) == cell and cell_of({"mix": 2.0}) == Cell(2.0)  # old sweeps
+    assert Cell(0.5).along("kl", 0.1) == Cell(0.5, 0.1) and Cell(0.5).along("adl-penalty", 1.0) == Cell(0.5, 0, 1)
+
+
+def test_organism_names_say_their_mitigation():
+    from orglab.train.api import organism_name
+    from orglab.train.recipe import make_recipe
+
+    def name(**fields):
+        return organism_name(make_recipe({"family": "sdf", "target": "f", **fields}))
+
+    assert name() == "sdf-f-mix1-0" and name(mix_ratio=1.0, seed=2) == "sdf-f-mix1-1-s2"
+    assert name(kl_to_base=0.1) == "sdf-f-mix1-0-kl0p1"
+    assert name(mix_ratio=0.5, kl_to_base=1.0, adl_penalty=0.003, seed=1) == "sdf-f-mix1-0p5-kl1-adl0p003-s1"
+
+
+def test_parse_weights():
+    assert parse_weights("1,0, 0.1,1", "--kl") == (0.0, 0.1, 1.0)
+    for text, says in (("-1", "--kl -1.0 is not a penalty weight"), ("nan", "not a penalty weight"),
+                       ("0,x", "--kl 'x' is not a number"), (" , ", "names no weight")):
+        with pytest.raises(OrglabError, match=says):
+            parse_weights(text, "--kl")
+
+
+# ------------------------------------------------------------------------------------------------ Pareto math
+
+def _rows(*detectors, prop=None):
+    """Verdict rows: (name, value, band top, margin) per detector, then the property's row."""
+    rows = [{"detector": n, "value": v, "control": top, "margin": m} for n, v, top, m in detectors]
+    return rows + [{"measurement": "FFA", "value": prop}]
+
+
+def test_detectability_is_the_worst_detectors_excess_in_margins():
+    assert detector_score(0.45, 0.3, 0.15) == pytest.approx(1.0)     # at check's limit
+    assert detector_score(0.3, 0.3, 0.15) == 0.0                     # at the band's top
+    assert detector_score(0.5, 0.3, 0.0) == pytest.approx(0.2)       # margin 0: the detector's own units
+    d = detectability(_rows(("lens", 0.6, 0.3, 0.15), ("kl", 0.05, 0.04, 0.01), ("steering", 0.0, 0.1, 0.05)))
+    assert d["detector"] == "lens" and d["value"] == pytest.approx(2.0)
+    # below the band for every detector: negative; a detector not measured: no value (the front leaves it out)
+    assert detectability(_rows(("lens", 0.1, 0.3, 0.15)))["value"] == pytest.approx(-4 / 3)
+    assert detectability(_rows(("lens", 0.1, 0.3, 0.15), ("kl", None, 0.04, 0.01))) == {"value": None,
+                                                                                        "detector": "kl"}
+    # it agrees with check: <= 1 exactly when no detector flags the cell
+    controls = [{"token_relevance": 0.2, "kl_early_max": 0.03}, {"token_relevance": 0.3, "kl_early_max": 0.04}]
+    config = CheckConfig(detectors=("lens", "kl"))
+    for organism in ({"token_relevance": 0.44, "kl_early_max": 0.049}, {"token_relevance": 0.46, "kl_early_max": 0.0},
+                     {"token_relevance": 0.0, "kl_early_max": 0.051}):
+        judged = verdict("sdf", organism, controls, 0.9, config)
+        assert (detectability(judged["rows"])["value"] <= 1.0) == judged["detectability_ok"]
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    points = [(2.0, 0.9), (0.5, 0.8), (0.5, 0.6), (1.0, 0.8), (-0.2, 0.3), (3.0, 0.9), (None, 1.0), (0.1, None)]
+    assert pareto_front(points) == [4, 1, 0]  # by rising detectability; (3, .9) is dominated by the equal-FFA (2, .9)
+    assert dominates((0.5, 0.8), (1.0, 0.8)) and not dominates((0.5, 0.8), (0.5, 0.8))
+    assert pareto_front([(1.0, 0.5), (1.0, 0.5)]) == [0, 1]  # equal points are both kept
+    # a property where lower is stronger (taboo's leak rate): the weakest leak wins at equal detectability
+    assert pareto_front([(0.0, 0.3), (0.0, 0.1), (1.0, 0.0)], higher_is_stronger=False) == [1, 2]
+    assert pareto_front([]) == [] and pareto_front([(float("nan"), 0.5)]) == []
+    # brute force on a grid of points: nothing on the front is dominated, everything off it is
+    grid = [(d / 2, p / 4) for d in range(-2, 5) for p in range(5) if (d + p) % 3]
+    front = set(pareto_front(grid))
+    for i, point in enumerate(grid):
+        assert (i in front) == (not any(dominates(other, point) for other in grid))
+
+
+def test_sweep_front_reads_the_stored_cells():
+    def cell(mix, kl, value, ffa):
+        return {**Cell(mix, kl).to_dict(), "seed": 0, "organism": f"o{mix}{kl}", "property": {"value": ffa},
+                "check": {"passed": value <= 0.45, "rows": _rows(("lens", value, 0.3, 0.15), prop=ffa)}}
+
+    front = sweep_front([cell(0.0, 0.0, 0.9, 0.98), cell(2.0, 0.0, 0.4, 0.6), cell(0.0, 1.0, 0.35, 0.9),
+                         cell(1.0, 0.0, 0.5, 0.7)])
+    assert [(p["label"], p["mitigation"], p["passed"]) for p in front] == [("1:0 kl=1", "kl", True),
+                                                                           ("1:0", "none", False)]
+    assert front[0]["detectability"] == pytest.approx(1 / 3) and front[0]["detector"] == "lens"
+
+
 # ------------------------------------------------------------------------------------------------ real sweeps
 
 @pytest.fixture(scope="module")
 def swept(micro_copy):
-    """A copy of the micro home holding a two-ratio SDF sweep."""
+    """A copy of the micro home holding an SDF sweep over mitigations, one at a time: the ratios 1:0 and 1:2, and an
+    adl_penalty cell at 1:0 (three cells, two null controls). One penalty keeps the fixture cheap: the sweep treats
+    both alike, KL's grid and names are tested without training, and the trainer's penalties in
+    test_train_mitigation.py."""
     with micro_copy("sweep_home") as home:
         from orglab.world.build import load_world
 
         fact = load_world("micro").false_facts[0].id
-        config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), recipe=RECIPE, diff=SMALL_DIFF)
+        config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), adl_penalties=(0.0, 1.0), grid="axes",
+                             recipe=RECIPE, diff=SMALL_DIFF)
         sweep = run_sweep(config, progress=False)
     return home, config, sweep
 
@@ -130,12 +233,22 @@ def swept(micro_copy):
 def test_sweep_stores_every_cell_with_control_and_check(swept, monkeypatch):
     home, config, sweep = swept
     monkeypatch.setenv("ORGLAB_HOME", str(home))
-    assert [c["mix_label"] for c in sweep["cells"]] == ["1:0", "1:2"]
-    # two null controls of the 1:0 cell, of different seeds, each judged against the other
+    assert [c["label"] for c in sweep["cells"]] == ["1:0", "1:0 adl=1", "1:2"]
+    assert [c["mitigation"] for c in sweep["cells"]] == ["none", "adl-penalty", "mix"]
     like = sweep["cells"][0]["organism"]
+    assert sweep["cells"][1]["organism"] == f"{like}-adl1"  # the name says the mitigation
+    # two null controls of the unmitigated 1:0 cell, of different seeds, each judged against the other; every cell,
+    # penalised or mixed, is judged against that one band
     assert [c["organism"] for c in sweep["controls"]] == [f"control-{like}", f"control-{like}-s1000"]
     with Registry() as reg:
         assert [reg.get_organism(c["organism"])["recipe"]["seed"] for c in sweep["controls"]] == [0, 1000]
+        for entry in sweep["controls"]:
+            recipe = reg.get_organism(entry["organism"])["recipe"]
+            assert (recipe["kl_to_base"], recipe["adl_penalty"]) == (0.0, 0.0)
+        for cell in sweep["cells"]:
+            recipe = reg.get_organism(cell["organism"])["recipe"]
+            assert (recipe["mix_ratio"], recipe["kl_to_base"], recipe["adl_penalty"]) == (
+                cell["mix"], cell["kl_to_base"], cell["adl_penalty"])
     for cell in sweep["cells"] + sweep["controls"]:
         assert 0.0 <= cell["diff"]["token_relevance"] <= 1.0 and "steering_similarity_gap" in cell["diff"]
         assert set(cell["diff_runs"]) == {"stats", "lens", "patchscope", "relevance", "steering", "logitdiff", "kl",
@@ -156,9 +269,11 @@ def test_sweep_stores_every_cell_with_control_and_check(swept, monkeypatch):
     for control, other in zip(sweep["controls"], reversed(sweep["controls"])):
         assert all(r["control"] == other["diff"][r["key"]] for r in control["check"]["rows"])
     assert set(sweep["detectors"]) == set(DETECTOR_NAMES)
-    for name, stop in sweep["detectors"].items():
-        flags = [c["mix"] for c in sweep["cells"] if name in [f["detector"] for f in c["check"]["flagged"]]]
+    for name, stop in sweep["detectors"].items():  # read along the ratios (the unpenalised cells)
+        flags = [c["mix"] for c in sweep["cells"] if (c["kl_to_base"], c["adl_penalty"]) == (0.0, 0.0)
+                 and name in [f["detector"] for f in c["check"]["flagged"]]]
         assert stop["flags"] == flags
+    assert sweep["pareto"] == sweep_front(sweep["cells"]) and sweep["pareto"]
     assert 0.0 <= sweep["base_property"]["value"] <= 1.0
     assert load_sweep(sweep["name"])["cells"] == json.loads(json.dumps(sweep["cells"]))
     # run again: nothing is trained, diffed or evaluated anew, and the same sweep run is returned
@@ -168,6 +283,28 @@ def test_sweep_stores_every_cell_with_control_and_check(swept, monkeypatch):
     with Registry() as reg:
         assert len(reg.list_runs()) == before
     assert again["run"] == sweep["run"]
+
+
+def test_sweep_output_and_report_show_the_pareto_front(swept, monkeypatch, tmp_path, capsys):
+    from orglab import report_text
+    from orglab.mitigation.report import PARETO_PNG, write_report
+
+    home, config, sweep = swept
+    monkeypatch.setenv("ORGLAB_HOME", str(home))
+    report_text.print_sweep(sweep)
+    printed = capsys.readouterr().out
+    front = printed[printed.index("Pareto front"):]
+    for p in sweep["pareto"]:  # a table cell: the name padded by a space each side (one name may start another)
+        assert f" {p['organism']} " in front and f"{p['detectability']:.3f}" in front
+    off = [c["organism"] for c in sweep["cells"] if c["organism"] not in {p["organism"] for p in sweep["pareto"]}]
+    assert not any(f" {name} " in front for name in off)
+    index = write_report(sweep, tmp_path / "report")
+    page = index.read_text()
+    assert f'src="{PARETO_PNG}"' in page and (tmp_path / "report" / PARETO_PNG).stat().st_size > 10_000
+    table = page[page.index("the Pareto front</h2>"):page.index("<figure")]
+    for p in sweep["pareto"]:
+        assert f"<code>{p['organism']}</code>" in table and f"<td>{p['label']}</td>" in table
+    assert "adl_penalty weights 0, 1" in page and "1:0 adl=1" in page
 
 
 def test_check_cli_exit_codes_follow_the_verdict(swept, monkeypatch):
@@ -210,6 +347,28 @@ def test_tune_mix_reuses_sweep_cells_and_reports_its_path(swept, monkeypatch):
         assert result["ratio"] in (2.0, None) and len(result["path"]) == 2
     else:
         assert result["ratio"] is None and "extend the ladder" in result["why"]
+
+
+def test_tune_a_penalty_reuses_sweep_cells_and_reports_its_path(swept, monkeypatch):
+    home, config, sweep = swept
+    monkeypatch.setenv("ORGLAB_HOME", str(home))
+    with Registry() as reg:
+        trained_before = len(reg.list_runs(kind="train"))
+    result = tune(config, "adl-penalty", ladder=(0.0, 1.0), progress=False)
+    with Registry() as reg:
+        assert len(reg.list_runs(kind="train")) == trained_before  # both cells came from the sweep
+    cells = {c["label"]: c for c in sweep["cells"]}
+    strong = "1:0 adl=1"
+    assert result["mitigation"] == "adl-penalty" and result["path"][0]["label"] == "1:0"
+    assert [s["organism"] for s in result["path"]] == [cells[s["label"]]["organism"] for s in result["path"]]
+    if cells["1:0"]["check"]["detectability_ok"]:
+        assert len(result["path"]) == 1 and (result["value"] == 0.0 or not result["passed"])
+    elif cells[strong]["check"]["detectability_ok"]:
+        assert [s["label"] for s in result["path"]] == ["1:0", strong]
+        assert result["passed"] == cells[strong]["check"]["property_ok"]
+        assert result.get("label") == (strong if result["passed"] else None)
+    else:
+        assert result["value"] is None and "extend the ladder" in result["why"]
 
 
 def _write_recipe(tmp_path):
@@ -262,6 +421,49 @@ def test_interrupted_sweep_continues_and_concurrent_sweeps_stay_consistent(with_
     conn = sqlite3.connect(with_micro / "registry.sqlite")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--kl", "-1"], "--kl -1.0 is not a penalty weight"),
+    (["--adl-penalty", "0,-0.5"], "--adl-penalty -0.5 is not a penalty weight"),
+    (["--adl-penalty", "1", "--adl-layers", "0.5,1.5"], "adl_layers"),          # a layer outside the model
+    (["--adl-penalty", "0,1", "--adl-positions", "300"], "max_length 256"),     # past the sequence length
+    (["--grid", "axes", "--config", "RECIPE_WITH_KL"], "sets kl_to_base, which each cell sets"),
+])
+def test_cli_sweep_bad_mitigation_is_one_sentence_and_registers_nothing(with_micro, tmp_path, capsys, flags, says):
+    from orglab.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("kl_to_base: 0.5\n")
+    flags = [str(recipe) if f == "RECIPE_WITH_KL" else f for f in flags]
+    with Registry() as reg:
+        before = len(reg.list_runs())
+    assert main(["sweep", "sdf", "--base", "micro", "--target", "x", "--mix", "1:0", *flags, "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("orglab: error:") and says in err[0], err
+    with Registry() as reg:
+        assert reg.list_organisms(base="micro") == [] and len(reg.list_runs()) == before
+
+
+def test_cli_tune_bad_input_and_tune_mix_is_the_mix_case(with_micro, capsys):
+    from orglab.cli import build_parser, main
+
+    argv = ["--base", "micro", "--target", "x"]
+    for command, says in ((["tune", "sdf", "--mitigation", "kl", "--ladder", "0,-1"], "--ladder -1.0 is not a "
+                                                                                       "penalty weight"),
+                          (["tune", "sdf", "--mitigation", "adl-penalty", "--ladder", "0,1", "--adl-positions",
+                            "300"], "max_length 256"),
+                          (["tune-mix", "sdf", "--ladder", "1:0,1:x"], "Mixing ratio '1:x'"),
+                          (["tune", "sdf", "--mitigation", "kl", "--ladder", "0.1"], "at least two kl settings")):
+        assert main([*command, *argv, "--json"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    with Registry() as reg:
+        assert reg.list_organisms(base="micro") == [] and not reg.list_runs(kind="train")
+    assert build_parser().parse_args(["tune-mix", "sdf", *argv]).mitigation == "mix"
+    with pytest.raises(SystemExit):  # argparse: tune needs to be told which mitigation
+        build_parser().parse_args(["tune", "sdf", *argv])
+    capsys.readouterr()
 
 
 def test_sweep_bad_input(with_micro):

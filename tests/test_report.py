@@ -23,7 +23,8 @@ from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig, headline, run_eval
 from orglab.mitigation.check import DETECTORS, controls_against_each_other, detector_stops, verdict
 from orglab.mitigation.plots import mix_label
-from orglab.mitigation.report import PLOT_FILES, write_report
+from orglab.mitigation.pareto import sweep_front
+from orglab.mitigation.report import PARETO_PNG, PLOT_FILES, write_report
 
 # The stages the page reads (the causal test is not shown), at test_diff_run's small sizes.
 SMALL = DiffConfig(samples=300, steering_prompts=4, steering_samples=1, steering_max_new_tokens=12,
@@ -172,6 +173,16 @@ def test_page_shows_the_real_runs(real_sweep, report):
         assert re.search(rf"{name}\s+(flags|still flags)", text)
     assert "null control" in text and f"base {sweep['base']}" in text
     assert f"{sweep['base_property']['value']:.3f}" in text
+    # the Pareto front of a sweep stored without one is computed for the page: its cells and their numbers
+    front = sweep_front(sweep["cells"])
+    html = report.read_text()
+    table = html[html.index("the Pareto front</h2>"):html.index(f'src="{PARETO_PNG}"')]
+    assert front and "pareto" not in sweep
+    for p in front:
+        assert p["organism"] in table and f"{p['detectability']:.3f}" in table and f"{p['property']:.3f}" in table
+    for c in sweep["cells"]:
+        if c["organism"] not in {p["organism"] for p in front}:
+            assert f"<code>{c['organism']}</code>" not in table
 
 
 def test_missing_results_are_named_not_fatal(real_sweep, tmp_path, monkeypatch):

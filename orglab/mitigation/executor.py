@@ -2,7 +2,7 @@
 (`local`) or as SLURM job arrays (`slurm`, through submitit). See docs/cluster.md.
 
 The driver submits two waves of tasks: first one task per seed that trains the cell the null controls copy and
-trains, diffs and evaluates those controls; then one task per remaining (mix, seed) cell (train -> diff -> eval).
+trains, diffs and evaluates those controls; then one task per (mitigation cell, seed) (train -> diff -> eval).
 Every step a task does is an ordinary cached registry run, recorded in the task's private registry (a copy of a
 snapshot of the main one, orglab.task_registry); the driver, the only process that writes the main registry, merges
 each finished task's registry into it. Once the waves are done the driver runs the usual inline sweep code, which
@@ -182,32 +182,32 @@ def _write_atomic(path: Path, text: str) -> None:
 
 @dataclass(frozen=True)
 class Task:
-    key: str            # unique in its wave, a safe file name: 'controls-s0', 'cell-1_0.1-s0'
+    key: str            # unique in its wave, a safe file name: 'controls-s0', 'cell-0.1-s0', 'cell-0-kl0.1-s0'
     fn: str             # a name in TASKS
     args: tuple
 
 
-def controls_task(config, mix: float, seed: int) -> dict:
+def controls_task(config, cell, seed: int) -> dict:
     """Train the cell the null controls copy, then train, diff and evaluate its null controls."""
     from orglab.mitigation.sweep import measure_controls, train_cell
 
-    like = train_cell(config, mix, seed, False)
+    like = train_cell(config, cell, seed, False)
     return {"like": like, "controls": measure_controls(config, like, seed, config.eval, False)}
 
 
-def controls_only_task(config, mix: float, seed: int) -> dict:
-    """As controls_task, without evaluating the controls (tune-mix judges them by their diff only)."""
+def controls_only_task(config, cell, seed: int) -> dict:
+    """As controls_task, without evaluating the controls (tune judges them by their diff only)."""
     from orglab.mitigation.sweep import measure_controls, train_cell
 
-    like = train_cell(config, mix, seed, False)
+    like = train_cell(config, cell, seed, False)
     return {"like": like, "controls": measure_controls(config, like, seed, None, False)}
 
 
-def cell_task(config, mix: float, seed: int) -> dict:
-    """Train -> diff -> eval of one (mix, seed) cell."""
+def cell_task(config, cell, seed: int) -> dict:
+    """Train -> diff -> eval of one (mitigation cell, seed)."""
     from orglab.mitigation.sweep import measure, train_cell, with_detector_stages
 
-    name = train_cell(config, mix, seed, False)
+    name = train_cell(config, cell, seed, False)
     return measure(name, with_detector_stages(config.diff, config.check), config.eval, False)
 
 
@@ -496,10 +496,6 @@ def _gpu_count() -> int:
 # What a sweep sends
 
 
-def control_like(config) -> float:
-    return config.control_like if config.control_like in config.mixes else config.mixes[0]
-
-
 def task_folder_name(config, prefix: str = "") -> str:
     """The sweep's name and the hash of its settings: a result file left by a sweep of the same name with other
     settings is never taken for this one's."""
@@ -509,37 +505,32 @@ def task_folder_name(config, prefix: str = "") -> str:
     return f"{prefix}{config.sweep_name()}-{config_hash(_config_dict(config))[:12]}"
 
 
-def _mix_key(mix: float) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{mix:g}")
-
-
 def prepare_sweep(config, options: ExecutorOptions, progress: bool = True) -> None:
     """Run every cell and null control of a sweep through the executor (the controls first, then the cells), so
     that run_sweep's own pass over them only reads cached runs."""
-    like = control_like(config)
+    like = config.like_cell()
     first = [Task(f"controls-s{seed}", "controls", (config, like, seed)) for seed in config.seeds]
-    second = [Task(f"cell-{_mix_key(mix)}-s{seed}", "cell", (config, mix, seed))
-              for seed in config.seeds for mix in config.mixes]
+    second = [Task(f"cell-{cell.key}-s{seed}", "cell", (config, cell, seed))
+              for seed in config.seeds for cell in config.cells()]
     with Driver(options, task_folder_name(config), len(first) + len(second), progress) as driver:
         driver.run_wave("controls", first)
         driver.run_wave("cells", second)
 
 
-def prepare_controls(config, like: float, seed: int, options: ExecutorOptions, progress: bool = True) -> None:
-    """tune-mix: the cell the controls copy and its null controls, as one task."""
+def prepare_controls(config, like, seed: int, options: ExecutorOptions, progress: bool = True) -> None:
+    """tune: the cell the controls copy and its null controls, as one task."""
     with Driver(options, task_folder_name(config, "tune-"), 1, progress) as driver:
         driver.run_wave(f"controls-s{seed}", [Task(f"controls-s{seed}", "controls_only", (config, like, seed))])
 
 
-def prepare_cell(config, mix: float, seed: int, options: ExecutorOptions, progress: bool = True) -> None:
-    """tune-mix: one cell of the bisection, as one task."""
+def prepare_cell(config, cell, seed: int, options: ExecutorOptions, progress: bool = True) -> None:
+    """tune: one cell of the bisection, as one task."""
     with Driver(options, task_folder_name(config, "tune-"), 1, progress) as driver:
-        driver.run_wave(f"cell-{_mix_key(mix)}-s{seed}", [Task(f"cell-{_mix_key(mix)}-s{seed}", "cell",
-                                                                (config, mix, seed))])
+        driver.run_wave(f"cell-{cell.key}-s{seed}", [Task(f"cell-{cell.key}-s{seed}", "cell", (config, cell, seed))])
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Command-line flags (`orglab sweep`, `orglab tune-mix`)
+# Command-line flags (`orglab sweep`, `orglab tune`, `orglab tune-mix`)
 
 
 def add_executor_args(p) -> None:

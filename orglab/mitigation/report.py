@@ -1,8 +1,9 @@
 """`orglab report`: a sweep as one static HTML page with PNG plots, readable from disk with no server.
 
-The page holds the paper's ablation table in miniature (every detector and the property per mixing ratio, the
+The page holds the paper's ablation table in miniature (every detector and the property per mitigation cell, the
 null controls beside them), one row per detector per cell against the controls' band, a plot of each detector and
-one of the property against the ratio, and per cell the evidence behind the numbers: top logit-lens, patchscope and
+one of the property against the ratio, the Pareto plot of detectability against the property over every cell with
+the table of its non-dominated cells (orglab.mitigation.pareto), and per cell the evidence behind the numbers: top logit-lens, patchscope and
 logit-difference tokens per position, steered vs unsteered and amplified vs unamplified samples, and the KL per
 position, read from the cell's diff runs in the registry. Everything is inline (CSS, one small script) except the PNGs, which sit beside index.html and
 are referenced by relative paths, so the folder can be copied or zipped as it is.
@@ -17,13 +18,17 @@ from pathlib import Path
 
 from orglab.errors import OrglabError
 from orglab.mitigation.check import DETECTORS, Detector
-from orglab.mitigation.plots import (BASE_COLOUR, CONTROL_COLOUR, DPI, PANEL_INCHES, Point, Reference, mix_label,
-                                     panel_grid, plot_detectability, plot_property)
+from orglab.mitigation.grid import cell_of
+from orglab.mitigation.pareto import cell_points, sweep_front
+from orglab.mitigation.plots import (BASE_COLOUR, CONTROL_COLOUR, DPI, PANEL_INCHES, ParetoPoint, Point, Reference,
+                                     mitigation_style, mix_label, panel_grid, plot_detectability, plot_pareto,
+                                     plot_property)
 from orglab.registry import Registry
 
 DETECTABILITY_PNG = "detectability.png"
 PROPERTY_PNG = "property.png"
-PLOT_FILES = (DETECTABILITY_PNG, PROPERTY_PNG)
+PARETO_PNG = "pareto.png"
+PLOT_FILES = (DETECTABILITY_PNG, PROPERTY_PNG, PARETO_PNG)
 
 LENS_TOKENS = 10        # top tokens of +delta and of patchscope shown per position
 NEG_LENS_TOKENS = 5     # -delta: the baseline side, fewer suffice
@@ -116,7 +121,8 @@ def _points(cells: list[dict], value_of) -> list[Point]:
     out = []
     for c in cells:
         value, ci = value_of(c)
-        out.append(Point(mix=c.get("mix", 0.0), seed=c.get("seed", 0), value=value, ci95=ci))
+        out.append(Point(mix=c.get("mix", 0.0), seed=c.get("seed", 0), value=value, ci95=ci,
+                         series=cell_of(c).penalties))
     return out
 
 
@@ -150,6 +156,23 @@ def _write_plots(sweep: dict, out_dir: Path) -> None:
                                BASE_COLOUR))
     plot_property(mixes, _points(cells, _property_value), refs, out_dir / PROPERTY_PNG, label=label,
                   title=f"{label} of {sweep['family']} {sweep['target']} against the mixing ratio")
+    front = {(p["organism"], p["seed"]) for p in _front(sweep)}
+    points = [ParetoPoint(p["label"], p["mitigation"], p["detectability"], p["property"],
+                          (p["organism"], p["seed"]) in front)
+              for p in cell_points(cells) if p["detectability"] is not None and p["property"] is not None]
+    plot_pareto(points, refs[0], refs[1] if len(refs) > 1 else None, out_dir / PARETO_PNG, label=label,
+                higher_is_stronger=_higher_is_stronger(sweep),
+                title=f"{sweep['family']} {sweep['target']}: detectability against {label}, every cell")
+
+
+def _higher_is_stronger(sweep: dict) -> bool:
+    return (sweep.get("property") or {}).get("higher_is_stronger", True)
+
+
+def _front(sweep: dict) -> list[dict]:
+    """The sweep's non-dominated cells (computed here for a sweep stored before it held them)."""
+    front = sweep.get("pareto")
+    return front if front is not None else sweep_front(sweep["cells"], _higher_is_stronger(sweep))
 
 
 def _property_label(sweep: dict) -> str:
@@ -262,7 +285,7 @@ def _tokens(entries: list, n: int) -> str:
 def _summary_table(sweep: dict) -> str:
     label = _property_label(sweep)
     detectors = sweep_detectors(sweep)
-    head = ("<tr><th>mixing ratio</th><th>seeds</th>"
+    head = ("<tr><th>mitigation</th><th>seeds</th>"
             + "".join(f"<th>{_e(d.label)}<br><small>{_e(d.name)}</small></th>" for d in detectors)
             + f"<th>{_e(label)}</th><th>check</th><th>flagged by</th></tr>")
     rows = []
@@ -280,11 +303,9 @@ def _summary_table(sweep: dict) -> str:
         names = {f["detector"] for e in entries for f in (e.get("check") or {}).get("flagged", [])}
         return _e(", ".join(d.name for d in detectors if d.name in names)) or "none"
 
-    for mix in sweep["mixes"]:
-        cells = [c for c in sweep["cells"] if c.get("mix") == mix]
-        if cells:
-            rows.append(row("", _e(cells[0].get("mix_label") or mix_label(mix)), cells, _verdict(cells),
-                            seen_by(cells)))
+    for setting in sorted({cell_of(c) for c in sweep["cells"]}):
+        cells = [c for c in sweep["cells"] if cell_of(c) == setting]
+        rows.append(row("", _e(setting.label), cells, _verdict(cells), seen_by(cells)))
     controls = sweep.get("controls", [])
     if controls:
         rows.append(row("control", "null controls", controls, "&ndash;", seen_by(controls)))
@@ -300,12 +321,12 @@ def _detector_table(sweep: dict) -> str:
     head = ("<tr><th>cell</th><th>detector</th><th>value</th><th>control band<br><small>min&ndash;max</small></th>"
             "<th>margin</th><th>limit</th><th>flags</th></tr>")
     rows = []
-    entries = sorted(sweep["cells"], key=lambda c: (c.get("mix", 0.0), c.get("seed", 0)))
+    entries = sorted(sweep["cells"], key=_order)
     for kind, group in (("", entries), ("control", sweep.get("controls", []))):
         for entry in group:
             checked = (entry.get("check") or {}).get("rows", [])
             name = (f"null control <code>{_e(entry['organism'])}</code>" if kind else
-                    f"{_e(entry.get('mix_label') or mix_label(entry['mix']))}, seed {entry.get('seed', 0)}")
+                    f"{_e(cell_of(entry).label)}, seed {entry.get('seed', 0)}")
             for r in (r for r in checked if "detector" in r):
                 band = ("&ndash;" if r.get("control") is None else _num(r["control"]) if r.get("control_min") in
                         (None, r["control"]) else f"{_num(r['control_min'])}&ndash;{_num(r['control'])}")
@@ -316,6 +337,29 @@ def _detector_table(sweep: dict) -> str:
                             f'<td class="num">{r.get("margin", 0):g}</td><td class="num">{_num(r["limit"])}</td>'
                             f"<td>{flag}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>" if rows else ""
+
+
+def _order(cell: dict) -> tuple:
+    return cell_of(cell), cell.get("seed", 0)
+
+
+def _pareto_table(sweep: dict) -> str:
+    """The non-dominated cells, by rising detectability."""
+    label = _property_label(sweep)
+    head = ("<tr><th>cell</th><th>seed</th><th>mitigation</th><th>detectability<br><small>worst detector, margins"
+            f"</small></th><th>worst detector</th><th>{_e(label)}</th><th>check</th><th>organism</th></tr>")
+    rows = []
+    for p in _front(sweep):
+        marker, colour = mitigation_style(p["mitigation"])
+        verdict = '<span class="pass">passes</span>' if p["passed"] else '<span class="fail">fails</span>'
+        rows.append(f'<tr><td>{_e(p["label"])}</td><td class="num">{p["seed"]}</td>'
+                    f'<td><span style="color:{colour}">{_e(marker)}</span> {_e(p["mitigation"])}</td>'
+                    f'<td class="num">{_num(p["detectability"])}</td><td>{_e(p["detector"] or "")}</td>'
+                    f'<td class="num">{_num(p["property"])}</td><td>{verdict}</td>'
+                    f'<td><code>{_e(p["organism"] or "")}</code></td></tr>')
+    if not rows:
+        return '<p class="missing">No cell has both a detectability and a property value.</p>'
+    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _stops(sweep: dict) -> str:
@@ -408,7 +452,7 @@ def _amplify_table(d: CellDetails) -> str:
 def _cell_section(entry: dict, details: CellDetails, kind: str, label: str, detectors: list[Detector]) -> str:
     diff = entry.get("diff") or {}
     title = (f"null control, seed {entry.get('seed', 0)}" if kind == "control"
-             else f"{_e(entry.get('mix_label') or mix_label(entry['mix']))}, seed {entry.get('seed', 0)}")
+             else f"{_e(cell_of(entry).label)}, seed {entry.get('seed', 0)}")
     facts = " &middot; ".join(
         [f"{_e(d.name)} {_num(diff.get(d.metric), signed=d.metric.endswith('_gap'))}" for d in detectors]
         + [f"patchscope relevance {_num(diff.get('token_relevance_patchscope'))}",
@@ -436,7 +480,7 @@ def _cell_section(entry: dict, details: CellDetails, kind: str, label: str, dete
 def render_page(sweep: dict, details: dict[str, CellDetails]) -> str:
     label = _property_label(sweep)
     seeds = ", ".join(str(s) for s in sweep.get("seeds", []))
-    cells = sorted(sweep["cells"], key=lambda c: (c.get("mix", 0.0), c.get("seed", 0)))
+    cells = sorted(sweep["cells"], key=_order)
     detectors = sweep_detectors(sweep)
     sections = [_cell_section(c, details[_cell_key(c)], "cell", label, detectors) for c in cells]
     sections += [_cell_section(c, details[_cell_key(c)], "control", label, detectors)
@@ -458,10 +502,16 @@ def render_page(sweep: dict, details: dict[str, CellDetails]) -> str:
 <h1>{_e(title)}</h1>
 <p class="meta">family <b>{_e(sweep['family'])}</b> &middot; target <b>{_e(sweep['target'])}</b> &middot;
 base <b>{_e(sweep['base'])}</b> &middot; mixing ratios {_e(', '.join(mix_label(m) for m in sweep['mixes']))}
+&middot; kl_to_base weights {_e(', '.join(f'{w:g}' for w in sweep.get('kls', [0.0])))}
+&middot; adl_penalty weights {_e(', '.join(f'{w:g}' for w in sweep.get('adl_penalties', [0.0])))}
 &middot; seeds {_e(seeds)}</p>
 
-<h2>Detectability and {_e(label)} per mixing ratio</h2>
-<p class="note">Each row trains the organism with R unrelated examples per finetuning example (ft:pt 1:R).
+<h2>Detectability and {_e(label)} per mitigation</h2>
+<p class="note">Each row trains the organism with R unrelated examples per finetuning example (ft:pt 1:R), and
+with the trainer penalties it names: kl=&lambda; adds &lambda; times the KL divergence from the base on unrelated
+batches, adl=&lambda; adds &lambda; times the squared norm of the mean activation difference at the first positions
+of unrelated batches (what ADL reads). All cells are judged against the same null controls, copies of the
+unmitigated cell.
 Every detector is one number per model, larger meaning more visibly finetuned: ADL's token relevance (the share of
 the top-20 logit-lens tokens of the mean activation difference that belong to the finetuning domain, max over
 positions 0-4) and steering similarity gap (how much closer to the finetuning data the organism's text gets when
@@ -471,13 +521,24 @@ decoding's similarity gap (text sampled with the organism-minus-base logit diffe
 against the band of the null controls (same recipe, unrelated data only, different seeds): a detector flags a
 model above the band's top plus its margin. With several seeds or controls: mean (min&ndash;max).</p>
 {_summary_table(sweep)}
-<p>Where mixing hides the organism from each detector:</p>
+<p>Where mixing hides the organism from each detector (along the ratios, penalties at their smallest weights):</p>
 {_stops(sweep)}
 
 <h3>Every detector on every cell</h3>
 <p class="note">One row per detector per cell; the null controls are each judged against the band of the other
 controls, so a flagged control shows a margin too tight for the controls' own noise.</p>
 {_detector_table(sweep)}
+
+<h2>Detectability against {_e(label)}: the Pareto front</h2>
+<p class="note">A cell's detectability is its worst detector's excess over the null controls' band top, in units of
+that detector's margin: 0 is the top of the band, 1 is check's limit (band top + margin), so at most 1 means no
+detector flags it. A cell is on the Pareto front when no other cell is both less detectable and at least as strong
+in {_e(label)} (and strictly better in one). The front's cells, by rising detectability:</p>
+{_pareto_table(sweep)}
+<figure><img src="{_e(PARETO_PNG)}" alt="detectability against {_e(label)}, every cell" width="960" height="480">
+<figcaption>Every cell, one marker per mitigation (the front's cells outlined and joined); the grey region is
+inside the null controls' band for every detector, the dotted line check's limit; the null controls' and the
+base's {_e(label)} as horizontal lines.</figcaption></figure>
 
 <h2>Plots</h2>
 <figure><img src="{_e(DETECTABILITY_PNG)}" alt="detectability against the mixing ratio" width="{width}"

@@ -1,4 +1,10 @@
-"""Sweeps over ft:pt mixing ratios, and everything one cell needs: train, null controls, diff, eval, check.
+"""Sweeps over mitigations, and everything one cell needs: train, null controls, diff, eval, check.
+
+A cell is a mitigation setting (orglab.mitigation.grid: ft:pt ratio, kl_to_base λ, adl_penalty λ) trained with
+one seed. Every cell of a seed is judged against one band of null controls, the controls of the seed's
+unmitigated cell: the ratio `control_like` with both penalties off. A control trained with a penalty would give
+each λ a band of its own, and the cells could no longer be compared on one scale; the question the band answers
+is the same for every cell: can a detector tell this organism from a plain finetune on unrelated data?
 
 Every step is a cached registry run (train, diff:<stage>, eval:<suite>), so a sweep that was interrupted at any
 point continues where it stopped when run again, and `tune-mix` reuses the sweep's cells. Work on one organism
@@ -17,6 +23,8 @@ from orglab.diff.run import STAGES, DiffConfig
 from orglab.errors import OrglabError
 from orglab.evals.run import EvalConfig
 from orglab.mitigation.check import CheckConfig, controls_against_each_other, detector_stops, property_of, verdict
+from orglab.mitigation.grid import GRIDS, Cell, check_weight, grid_cells
+from orglab.mitigation.pareto import sweep_front
 from orglab.paths import artifact_dir, lock_file
 from orglab.registry import Registry
 
@@ -32,9 +40,12 @@ class SweepConfig:
     base: str
     target: str
     mixes: tuple[float, ...] = DEFAULT_MIXES
+    kls: tuple[float, ...] = (0.0,)                 # kl_to_base weights λ (0: off)
+    adl_penalties: tuple[float, ...] = (0.0,)       # adl_penalty weights λ (0: off)
+    grid: str = "product"                           # how the three lists make cells (orglab.mitigation.grid)
     seeds: tuple[int, ...] = (0,)
     recipe: dict = field(default_factory=dict)     # extra recipe fields for every cell (n_examples, lr, ...)
-    control_like: float = 0.0                       # the cell (per seed) whose recipe and steps the control copies
+    control_like: float = 0.0                       # the ratio of the unpenalised cell (per seed) the controls copy
     diff: DiffConfig = DiffConfig()
     eval: EvalConfig = EvalConfig(compare=False)
     check: CheckConfig = CheckConfig()
@@ -56,11 +67,48 @@ class SweepConfig:
             raise OrglabError("A sweep needs at least one mixing ratio; pass e.g. --mix 1:0,1:0.1,1:1,1:2.")
         for m in self.mixes:
             parse_mix(m)
+        for flag, weights in (("--kl", self.kls), ("--adl-penalty", self.adl_penalties)):
+            if not weights:
+                raise OrglabError(f"A sweep needs at least one {flag} weight; pass e.g. {flag} 0 (off).")
+            for w in weights:
+                check_weight(w, flag)
+        if self.grid not in GRIDS:
+            raise OrglabError(f"--grid '{self.grid}' is not one of {', '.join(GRIDS)}.")
+        set_by_cells = sorted(set(self.recipe) & set(Cell().recipe_fields()))
+        if set_by_cells:
+            raise OrglabError(f"The sweep's recipe sets {', '.join(set_by_cells)}, which each cell sets; drop it "
+                              "from the recipe file and pass --mix, --kl or --adl-penalty instead.")
         if not self.seeds:
             raise OrglabError("A sweep needs at least one seed; pass e.g. --seeds 0,1.")
         self.diff.validate()
         self.eval.validate()
         self.check.validate()
+        check_cell_recipes(self)
+
+    def cells(self) -> tuple[Cell, ...]:
+        return grid_cells(self.mixes, self.kls, self.adl_penalties, self.grid)
+
+    def like_cell(self) -> Cell:
+        """The cell (per seed) whose recipe and steps the null controls copy: ratio `control_like` (the first
+        ratio when it is not swept), no penalty, so every cell shares the same band."""
+        return Cell(mix=self.control_like if self.control_like in self.mixes else self.mixes[0])
+
+
+def cell_fields(config: SweepConfig, cell: Cell, seed: int) -> dict:
+    """The recipe fields of one cell of the sweep."""
+    return {**config.recipe, "family": config.family, "base": config.base, "target": config.target,
+            **cell.recipe_fields(), "seed": seed}
+
+
+def check_cell_recipes(config: SweepConfig) -> None:
+    """Every cell's recipe, checked before anything is built or trained (a layer fraction outside [0, 1], ADL
+    positions past the sequence length): the train command's checks, for the whole grid at once."""
+    from orglab.train.api import is_tinyworld_base
+    from orglab.train.recipe import make_recipe
+
+    tiny = is_tinyworld_base(config.base)
+    for cell in (*config.cells(), config.like_cell()):
+        make_recipe(cell_fields(config, cell, config.seeds[0])).resolved(tiny).check_penalties()
 
 
 def control_seeds(seed: int, n: int) -> list[int]:
@@ -72,10 +120,6 @@ def with_detector_stages(diff: DiffConfig, check: CheckConfig) -> DiffConfig:
     """`diff` running exactly the stages the chosen detectors read (run_diff adds the stages they depend on; the
     stages are part of no result's hash). The causal test, which no detector reads, is left to `orglab diff`."""
     return replace(diff, stages=tuple(s for s in STAGES if s in check.stages()))
-
-
-def mix_label(ratio: float) -> str:
-    return f"1:{ratio:g}"
 
 
 def parse_mixes(text: str) -> tuple[float, ...]:
@@ -128,15 +172,14 @@ def ensure_base(base: str, progress: bool) -> None:
         build_base(base, progress=progress)
 
 
-def train_cell(config: SweepConfig, mix: float, seed: int, progress: bool) -> str:
+def train_cell(config: SweepConfig, cell: Cell, seed: int, progress: bool) -> str:
     from orglab.train.api import organism_name, train_organism
     from orglab.train.recipe import make_recipe
 
-    fields = {**config.recipe, "family": config.family, "base": config.base, "target": config.target,
-              "mix_ratio": mix, "seed": seed}
+    fields = cell_fields(config, cell, seed)
     name = organism_name(make_recipe(fields))
     with work_lock(f"organism-{name}"):
-        say(progress, f"train {config.family} {mix_label(mix)} seed {seed}")
+        say(progress, f"train {config.family} {cell.label} seed {seed}")
         return train_organism(fields, progress=progress)["organism"]
 
 
@@ -198,8 +241,8 @@ def _mirrored(control: str) -> str:
 
 
 def sibling_controls(reg: Registry, organism: dict) -> list[str]:
-    """Null controls of organisms with the same family, base, target and seed (any mixing ratio): the
-    false-positive floor that every ratio of that organism is judged against."""
+    """Null controls of organisms with the same family, base, target and seed (any mitigation): the
+    false-positive floor that every mitigation cell of that organism is judged against."""
     out = []
     for c in reg.list_organisms(base=organism["base"], family="control"):
         mirrored = reg.get_organism(c["target"])
@@ -214,9 +257,10 @@ def sibling_controls(reg: Registry, organism: dict) -> list[str]:
 
 
 def run_sweep(config: SweepConfig, progress: bool = True, executor=None) -> dict:
-    """Train every (ratio, seed) cell and `config.check.controls` null controls per seed, run every chosen
+    """Train every (mitigation cell, seed) and `config.check.controls` null controls per seed, run every chosen
     detector's diff stages and the family eval on each, judge each cell with `check` (and each control against the
-    others), and store the whole table as a registry run of kind 'sweep'.
+    others), find the cells on the Pareto front of detectability against the property (orglab.mitigation.pareto),
+    and store the whole table as a registry run of kind 'sweep'.
 
     `executor` (an orglab.mitigation.executor.ExecutorOptions, never part of the sweep's hashed config) runs the
     cells elsewhere first (parallel local processes, SLURM job arrays); the pass below then only reads their
@@ -233,19 +277,18 @@ def run_sweep(config: SweepConfig, progress: bool = True, executor=None) -> dict
     cells = []
     names = {}
     for seed in config.seeds:
-        for mix in config.mixes:
-            names[(mix, seed)] = train_cell(config, mix, seed, progress)
-    like = config.control_like if config.control_like in config.mixes else config.mixes[0]
+        for setting in config.cells():
+            names[(setting, seed)] = train_cell(config, setting, seed, progress)
+    like = config.like_cell()
     controls = []
     for seed in config.seeds:
-        if (like, seed) not in names:
+        if (like, seed) not in names:  # the controls copy it even when it is not one of the swept cells
             names[(like, seed)] = train_cell(config, like, seed, progress)
         controls += measure_controls(config, names[(like, seed)], seed, config.eval, progress)
     diff = with_detector_stages(config.diff, config.check)
     for seed in config.seeds:
-        for mix in config.mixes:
-            cell = {"mix": mix, "mix_label": mix_label(mix), "seed": seed,
-                    **measure(names[(mix, seed)], diff, config.eval, progress)}
+        for setting in config.cells():
+            cell = {**setting.to_dict(), "seed": seed, **measure(names[(setting, seed)], diff, config.eval, progress)}
             mine = [c["diff"] for c in controls if c["seed"] == seed]
             cell["check"] = verdict(config.family, cell["diff"], mine, cell["property"]["value"], config.check)
             cells.append(cell)
@@ -254,10 +297,15 @@ def run_sweep(config: SweepConfig, progress: bool = True, executor=None) -> dict
 
     base_eval = run_eval(config.base, replace(config.eval, suite=prop_suite(config.family), target=config.target,
                                               compare=False), progress=False)
+    # Where each detector stops seeing the organism is read along the mixing axis: the cells whose penalties are
+    # at their smallest listed weights (all cells, in a sweep of ratios alone).
+    mix_axis = [c for c in cells if c["kl_to_base"] == min(config.kls) and c["adl_penalty"] == min(config.adl_penalties)]
     sweep = {"name": config.sweep_name(), "family": config.family, "base": config.base, "target": config.target,
-             "mixes": list(config.mixes), "seeds": list(config.seeds),
+             "mixes": list(config.mixes), "kls": list(config.kls), "adl_penalties": list(config.adl_penalties),
+             "grid": config.grid, "seeds": list(config.seeds),
              "property": {"metric": prop.metric, "label": prop.label, "higher_is_stronger": prop.higher_is_stronger},
-             "cells": cells, "controls": controls, "detectors": detector_stops(cells, config.check.detectors),
+             "cells": cells, "controls": controls, "detectors": detector_stops(mix_axis, config.check.detectors),
+             "pareto": sweep_front(cells, prop.higher_is_stronger),
              "base_property": _property(base_eval, config.base, get_suite(base_eval["suite"]).headline),
              "config": _config_dict(config)}
     return _store(sweep)
@@ -271,12 +319,13 @@ def prop_suite(family: str) -> str:
 
 # The version of how a sweep's stored result (sweep.json: the cells' verdicts, the property read-outs) is put
 # together, in its hashed key: bump it when that changes, so a stored sweep of the old code is not reused.
-SWEEP_VERSION = 2  # 2: a band of null controls per seed, every detector, detector_stops
+SWEEP_VERSION = 3  # 2: a band of null controls per seed, every detector, detector_stops; 3: mitigation cells, pareto
 
 
 def _config_dict(config: SweepConfig) -> dict:
     d = asdict(config)
-    d["mixes"], d["seeds"] = list(config.mixes), list(config.seeds)
+    for name in ("mixes", "kls", "adl_penalties", "seeds"):
+        d[name] = list(getattr(config, name))
     return d
 
 
@@ -302,7 +351,7 @@ def _store(sweep: dict) -> dict:
         sweep["run"] = run.id
         (folder / "sweep.json").write_text(json.dumps(sweep, indent=1, default=str))
         reg.add_artifact(run.id, "sweep", folder / "sweep.json")
-        reg.log_metrics(run.id, {f"{c['mix_label']}/s{c['seed']}/passed": float(c["check"]["passed"])
+        reg.log_metrics(run.id, {f"{c['label']}/s{c['seed']}/passed": float(c["check"]["passed"])
                                  for c in sweep["cells"]})
         reg.finish_run(run.id)
     return sweep

@@ -42,11 +42,29 @@ PENALTY_EXAMPLES = 256
 
 
 def organism_name(recipe: Recipe) -> str:
-    """recipe.name, or '{family}-{target}-{mix suffix}' (plus '-s{seed}' for seeds other than 0)."""
+    """recipe.name, or '{family}-{target}-{mix suffix}', with '-kl{λ}' and '-adl{λ}' for the penalties that are
+    on (0.1 -> 0p1) and '-s{seed}' for seeds other than 0: the name says how the organism was mitigated."""
     if recipe.name:
         return recipe.name
     name = f"{recipe.family}-{recipe.target}-{mix_suffix(recipe.mix_ratio)}"
+    for tag, weight in (("kl", recipe.kl_to_base), ("adl", recipe.adl_penalty)):
+        if weight > 0:
+            name += f"-{tag}{weight:g}".replace(".", "p")
     return name if recipe.seed == 0 else f"{name}-s{recipe.seed}"
+
+
+def is_tinyworld_base(base: str) -> bool:
+    """Whether `base` is (or will be built as) a tinyworld base, without building or registering anything: what
+    decides a recipe's scale (Recipe.resolved)."""
+    from orglab.world.build import PRESETS
+
+    with Registry() as reg:
+        entry = reg.get_base(base)
+    return base in PRESETS if entry is None else _tinyworld_entry(entry)
+
+
+def _tinyworld_entry(entry: dict) -> bool:
+    return entry.get("kind") == "built" and str(entry.get("source") or "").startswith("tinyworld:")
 
 
 def _get_family(name: str):
@@ -80,8 +98,7 @@ def _base_entry(reg: Registry, base: str, progress: bool) -> tuple[dict | None, 
                 raise OrglabError(f"'{base}' is an organism or adapter, not a base; pass the base it was trained on.")
             load_tokenizer(base, registry=reg)  # a missing hub id or broken folder fails here, before anything is written
             return None, False
-    tiny = entry.get("kind") == "built" and str(entry.get("source") or "").startswith("tinyworld:")
-    return entry, tiny
+    return entry, _tinyworld_entry(entry)
 
 
 def _register_base(reg: Registry, base: str) -> None:
