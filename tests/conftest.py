@@ -1,4 +1,5 @@
-"""Shared fixtures: every test runs with its own ORGLAB_HOME; the micro base is built once per session."""
+"""Shared fixtures: every test runs with its own ORGLAB_HOME; the micro base is built once per test run (and gemma
+converted once), whichever xdist worker asks first."""
 
 from __future__ import annotations
 
@@ -15,16 +16,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, _threads)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """With `--dist loadgroup`, a module's tests run on one worker (its module fixtures are built once), and every
-    test that uses the converted gemma base runs on the same worker (it is converted once, not once per worker)."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            group = "gemma" if "gemma_home" in getattr(item, "fixturenames", ()) else item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
@@ -50,14 +41,33 @@ def home_set_to(home: Path):
             os.environ["ORGLAB_HOME"] = old
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """An ORGLAB_HOME that `build()` fills once per test run: in a folder every xdist worker of the run sees (the
+    parent of the workers' own temp folders), built by the first worker that asks while the others wait on a file
+    lock, then reused by all of them."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    home, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(home, ignore_errors=True)  # a half-built home from an interrupted worker
+            home.mkdir(parents=True)
+            with home_set_to(home):
+                build()
+            done.touch()
+    return home
+
+
 @pytest.fixture(scope="session")
 def micro_home(tmp_path_factory) -> Path:
-    """An ORGLAB_HOME holding the built micro base (built once for the whole session)."""
-    with home_set_to(tmp_path_factory.mktemp("micro_home")) as home:
-        from orglab.world.build import build_base
+    """An ORGLAB_HOME holding the built micro base (built once for the whole run, by whichever worker needs it
+    first). Read-only: copy it (micro_copy, with_micro) to change anything."""
+    from orglab.world.build import build_base
 
-        build_base("micro", progress=False)
-    return home
+    return built_once(tmp_path_factory, "micro_home", lambda: build_base("micro", progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +107,7 @@ def gemma_extra_missing() -> list[str]:
 @pytest.fixture(scope="session")
 def gemma_home(tmp_path_factory) -> Path:
     """An ORGLAB_HOME where the packaged base `gemma3-270m` is converted from its GGUF and registered (once for the
-    whole session: about a minute on 2 CPU cores; the folder is 1.1 GB in fp32).
+    whole run, shared by the xdist workers: about a minute on 2 CPU cores; the folder is 1.1 GB in fp32).
 
     Point ORGLAB_HOME at it with `monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))`. It is shared by every test
     that uses it: add to it (organisms, runs) but never remove or replace the base. Skipped only when the optional
@@ -106,10 +116,11 @@ def gemma_home(tmp_path_factory) -> Path:
     if missing:
         pytest.skip(f"the optional gemma extra is not installed (no {', '.join(missing)}); "
                     "install it with `pip install -e '.[gemma]'`")
-    with home_set_to(tmp_path_factory.mktemp("gemma_home")) as home:
-        from orglab.bases import ensure_gguf_base
-        from orglab.registry import Registry
+    from orglab.bases import ensure_gguf_base
+    from orglab.registry import Registry
 
+    def convert():
         with Registry() as reg:
             ensure_gguf_base("gemma3-270m", reg, progress=False)
-    return home
+
+    return built_once(tmp_path_factory, "gemma_home", convert)

@@ -204,15 +204,11 @@ def _as_list(value):
 
 
 @pytest.fixture(scope="module")
-def micro(micro_home):
-    try:
-        from tests.conftest import home_set_to
-    except ImportError:  # pragma: no cover
-        from conftest import home_set_to
+def micro(micro_copy):
     from orglab.models import load_model
     from orglab.registry import Registry
 
-    with home_set_to(micro_home), Registry() as reg:
+    with micro_copy("generation_home"), Registry() as reg:  # a copy: micro_home is shared by the xdist workers
         loaded = load_model("micro", registry=reg)
     return loaded.model, loaded.tokenizer
 
