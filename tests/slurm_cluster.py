@@ -75,22 +75,9 @@ class Cluster:
             pass
         deadline = time.monotonic() + 10
         for name, pid in reversed(self.procs):
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            _wait_then_signal(pid, deadline, signal.SIGTERM, 0.2)
         for name, pid in self.procs:
-            end = time.monotonic() + 5
-            while _alive(pid) and time.monotonic() < end:
-                time.sleep(0.1)
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _wait_then_signal(pid, time.monotonic() + 5, signal.SIGKILL, 0.1)
         self.procs.clear()
 
     def log_tail(self) -> str:
@@ -204,3 +191,14 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
     except BaseException:
         cluster.stop()
         raise
+
+
+def _wait_then_signal(pid: int, deadline: float, sig: int, poll_s: float) -> None:
+    """Wait for `pid` to exit until `deadline` (time.monotonic()), then send it `sig` if it is still alive."""
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    if _alive(pid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

@@ -402,13 +402,17 @@ def _lens_table(d: CellDetails) -> str:
     return "".join(parts)
 
 
+def _sample_pairs(samples: list[dict], changed: str, plain: str) -> str:
+    """Table rows: each prompt with the first text of the changed model (steered, amplified) and of the plain one."""
+    return "".join(
+        f'<tr><td class="sample">{_e(s["prompt"])}</td><td class="sample">{_e((s.get(changed) or [""])[0])}</td>'
+        f'<td class="sample">{_e((s.get(plain) or [""])[0])}</td></tr>' for s in samples[:STEERING_PROMPTS])
+
+
 def _steering_table(d: CellDetails) -> str:
     if d.steering is None:
         return ""
-    samples = d.steering.get("samples", [])[:STEERING_PROMPTS]
-    rows = "".join(
-        f'<tr><td class="sample">{_e(s["prompt"])}</td><td class="sample">{_e((s.get("steered") or [""])[0])}</td>'
-        f'<td class="sample">{_e((s.get("unsteered") or [""])[0])}</td></tr>' for s in samples)
+    rows = _sample_pairs(d.steering.get("samples", []), "steered", "unsteered")
     return (f"<h4>Steered vs unsteered (strength {d.steering.get('alpha', 0):.2f} &times; mean norm, "
             f"layer {_e(d.steering.get('layer', '?'))})</h4>"
             f"<table><tr><th>prompt</th><th>steered</th><th>unsteered</th></tr>{rows}</table>")
@@ -436,10 +440,7 @@ def _kl_line(d: CellDetails) -> str:
 def _amplify_table(d: CellDetails) -> str:
     if d.amplify is None:
         return ""
-    samples = d.amplify.get("samples", [])[:STEERING_PROMPTS]
-    rows = "".join(
-        f'<tr><td class="sample">{_e(s["prompt"])}</td><td class="sample">{_e((s.get("amplified") or [""])[0])}</td>'
-        f'<td class="sample">{_e((s.get("unamplified") or [""])[0])}</td></tr>' for s in samples)
+    rows = _sample_pairs(d.amplify.get("samples", []), "amplified", "unamplified")
     free = (d.amplify.get("empty_context") or {}).get("amplified", [])[:EMPTY_CONTEXT_TEXTS]
     rows += "".join(f'<tr><td class="sample"><i>(empty context)</i></td><td class="sample">{_e(t)}</td><td></td></tr>'
                     for t in free)
