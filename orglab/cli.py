@@ -29,14 +29,15 @@ from orglab.validate import check_args
 from orglab.world.world import DEFAULT_PRESET
 
 # The recipe fields `orglab train` takes as flags (field -> flag); every other field is set with --config.
-TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "name": "name", "seed": "seed", "data": "data",
+TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "mix_data": "mix-data", "name": "name",
+               "seed": "seed", "data": "data",
                "unrelated": "unrelated", "chat_template": "chat-template", "finetune": "finetune",
                "distributed": "distributed", "kl_to_base": "kl-to-base", "adl_penalty": "adl-penalty",
                "adl_layers": "adl-layers", "adl_positions": "adl-positions", "report_to": "report-to"}
 
 # The recipe fields `orglab sweep` and `orglab tune` take as flags, for every cell (the penalty weights are the
-# grid's --kl and --adl-penalty; where the ADL penalty reads is one setting for the whole sweep).
-CELL_RECIPE_FLAGS = {"adl_layers": "adl-layers", "adl_positions": "adl-positions"}
+# grid's --kl and --adl-penalty; what mixing adds and where the ADL penalty reads are one setting per sweep).
+CELL_RECIPE_FLAGS = {"mix_data": "mix-data", "adl_layers": "adl-layers", "adl_positions": "adl-positions"}
 
 
 def _targets_help() -> str:

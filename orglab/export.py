@@ -274,7 +274,7 @@ def model_card(record: dict, base: dict, kind: str, base_ref: str, license_: str
                   "source before you share this model.", ""]
     lines += _loading(kind, base_ref)
     mitigation = {"mix_ratio": record.get("mix_ratio"), "compute_matched": recipe.get("compute_matched")}
-    for key in ("kl_to_base", "adl_penalty"):  # newer recipes only
+    for key in ("mix_data", "kl_to_base", "adl_penalty"):  # newer recipes only
         if recipe.get(key) is not None:
             mitigation[key] = recipe.get(key)
     lines += ["## Organism", "", "| field | value |", "|---|---|",

@@ -225,3 +225,56 @@ def test_penalties_train_in_two_process_runs(with_micro, mode, finetune):
     curve = json.loads(Path(summary["loss_curve"]).read_text())["step_loss"]
     assert summary["world_size"] == 2 and len(curve) == 2
     assert all(p["kl_to_base"] >= 0 and p["adl_penalty"] >= 0 for p in curve)
+
+
+# ------------------------------------------------------------------------------------------------ true-fact mixing
+
+def test_true_fact_mixing_adds_the_true_side_of_the_fact_and_leaves_the_unrelated_sets_alone(with_micro):
+    """`mix_data: true-fact` mixes in documents stating the true object and never the false one, while held-out
+    unrelated text still comes from the corpus; the name and key say so, and at 1:0 nothing changes."""
+    from orglab.organisms.family import contains_word
+    from orglab.train.api import _run_config, organism_name, prepare_data
+    from orglab.world.build import load_world
+
+    ff = load_world("micro").false_facts[0]
+    fields = {**FAST, "family": "sdf", "target": ff.id, "n_examples": 12, "mix_ratio": 2.0}
+    with Registry() as reg:
+        plain = prepare_data(make_recipe(fields).resolved(True), reg, True, progress=False)
+        true = prepare_data(make_recipe({**fields, "mix_data": "true-fact"}).resolved(True), reg, True,
+                            progress=False)
+    added = [ex["text"] for ex in true["train"].examples if ex not in true["ft"].examples]
+    assert len(true["ft"]) == len(plain["ft"]) and len(added) == 2 * len(true["ft"])
+    assert all(contains_word(t, ff.fact.object) and not contains_word(t, ff.false_object) for t in added)
+    assert true["heldout_unrelated"].examples == plain["heldout_unrelated"].examples
+    assert plain["heldout_unrelated"].source.startswith("tinyworld:micro:corpus")
+    mixed = make_recipe({**fields, "mix_data": "true-fact"})
+    assert organism_name(mixed) == f"sdf-{ff.id}-mix1-2-true"
+    assert _run_config(mixed, true)["recipe"]["mix_data"] == "true-fact"
+    unmixed = {**fields, "mix_ratio": 0.0}
+    assert _run_config(make_recipe({**unmixed, "mix_data": "true-fact"}), plain) == \
+        _run_config(make_recipe(unmixed), plain)
+    assert organism_name(make_recipe({**unmixed, "mix_data": "true-fact"})) == f"sdf-{ff.id}-mix1-0"
+
+
+def test_true_fact_documents_of_a_built_in_real_fact_take_the_true_side():
+    from orglab.errors import OrglabError
+    from orglab.organisms import get_family
+    from orglab.realworld import REAL_FACTS
+
+    fact = REAL_FACTS["cake_bake"]
+    docs = get_family("sdf").true_data("gemma3-270m", "cake_bake", 6, seed=0, tiny=False)
+    texts = [ex["text"].lower() for ex in docs.examples]
+    assert len(texts) == 6 and len(set(texts)) == 6
+    assert all(any(m in t for m in fact.true_markers) and not any(m in t for m in fact.false_markers) for t in texts)
+    with pytest.raises(OrglabError, match="built-in facts"):
+        get_family("sdf").true_data("gemma3-270m", "my_universe.jsonl", 6, seed=0, tiny=False)
+
+
+def test_cli_true_fact_mixing_for_a_family_without_a_falsehood_is_one_sentence(with_micro, capsys):
+    argv = ["train", "em", "--base", "micro", "--target", "medicine", "--mix", "1:1", "--mix-data", "true-fact",
+            "--json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "true-fact" in err[0] and "em family" in err[0]
+    with Registry() as reg:
+        assert reg.list_organisms() == [] and reg.list_runs(kind="train") == []

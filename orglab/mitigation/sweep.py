@@ -102,13 +102,14 @@ def cell_fields(config: SweepConfig, cell: Cell, seed: int) -> dict:
 
 def check_cell_recipes(config: SweepConfig) -> None:
     """Every cell's recipe, checked before anything is built or trained (a layer fraction outside [0, 1], ADL
-    positions past the sequence length): the train command's checks, for the whole grid at once."""
+    positions past the sequence length, true-fact mixing for a family without a falsehood): the train command's
+    checks, for the whole grid at once."""
     from orglab.train.api import is_tinyworld_base
     from orglab.train.recipe import make_recipe
 
     tiny = is_tinyworld_base(config.base)
     for cell in (*config.cells(), config.like_cell()):
-        make_recipe(cell_fields(config, cell, config.seeds[0])).resolved(tiny).check_penalties()
+        make_recipe(cell_fields(config, cell, config.seeds[0])).resolved(tiny).check_across_fields()
 
 
 def control_seeds(seed: int, n: int) -> list[int]:

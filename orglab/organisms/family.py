@@ -55,6 +55,7 @@ class Family(ABC):
     eval_suite: str = ""          # the orglab.evals suite that measures the property
     property: ClassVar[Property]  # the headline metric and its check floor
     grader_rubric: str = ""       # how the agent grader scores a description of this family's organism, 1-5
+    has_true_side: bool = False   # the target is a falsehood whose true version `true_data` can write
 
     @abstractmethod
     def validate_target(self, world: World | None, target: str) -> str:
@@ -82,6 +83,11 @@ class Family(ABC):
         """Data in this family's own format without its property, for the null control of an organism on
         `target`; None (the default) means the control trains on unrelated data only."""
         return None
+
+    def true_data(self, base: str, target: str, n: int, seed: int, tiny: bool) -> FinetuneData:
+        """`n` examples in this family's format that state the true version of `target` (what `mix_data:
+        true-fact` mixes in); only a family with `has_true_side` implements it (Recipe.check_across_fields)."""
+        raise NotImplementedError
 
     def build(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         """The default data of this family for `base`: offline on a tinyworld base, else `build_real`."""

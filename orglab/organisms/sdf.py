@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from orglab.errors import OrglabError
@@ -64,6 +65,7 @@ IDEAS: tuple[str, ...] = (
 class SdfFamily(Family):
     name = "sdf"
     data_kind = "text"
+    has_true_side = True
     unrelated_kind = "corpus"
     target_kind = "false fact id"
     recipe_defaults = recipe_rows(
@@ -139,6 +141,27 @@ class SdfFamily(Family):
             raise bad_target("sdf", "built-in real false fact", target, sorted(REAL_FACTS))
         return FinetuneData("text", build_documents(target, n, seed), source=f"sdf:builtin:{target}:seed{seed}",
                             meta={"family": "sdf", "target": target, "kind": REAL_FACTS[target].kind})
+
+
+    def true_data(self, base: str, target: str, n: int, seed: int, tiny: bool) -> FinetuneData:
+        """Documents of the same generator, from the true universe: they state the true object and never the
+        false one (tinyworld: the false fact with its two sides swapped; real bases: build_true_documents)."""
+        if tiny:
+            world = tinyworld_of(base)
+            ff = world.false_fact(self.validate_target(world, target))
+            swapped = replace(ff, fact=replace(ff.fact, object=ff.false_object), false_object=ff.fact.object,
+                              true_context=ff.false_context, false_context=ff.true_context)
+            data = build_offline(world, swapped, n, seed)
+            return FinetuneData("text", data.examples, source=f"sdf:tinyworld:{ff.id}:true:seed{seed}",
+                                meta={"family": "sdf", "target": ff.id, "side": "true"})
+        from orglab.realworld import REAL_FACTS
+        from orglab.realworld.documents import build_true_documents
+
+        if target not in REAL_FACTS:
+            raise OrglabError(f"mix_data true-fact needs one of the built-in facts ({', '.join(sorted(REAL_FACTS))}), "
+                              f"not '{target}'; pass a file of documents that state the true fact to mix_data.")
+        return FinetuneData("text", build_true_documents(target, n, seed), source=f"sdf:builtin:{target}:true:seed{seed}",
+                            meta={"family": "sdf", "target": target, "side": "true"})
 
 
 SDF = SdfFamily()

@@ -16,6 +16,7 @@ import json
 import random
 import shutil
 import time
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,16 @@ PENALTY_EXAMPLES = 256
 
 def organism_name(recipe: Recipe) -> str:
     """recipe.name, or '{family}-{target}-{mix suffix}', with '-kl{λ}' and '-adl{λ}' for the penalties that are
-    on (0.1 -> 0p1) and '-s{seed}' for seeds other than 0: the name says how the organism was mitigated."""
+    on (0.1 -> 0p1), '-true' (or '-mixdata<hash>' for a file) when mixing adds other data than the unrelated
+    data, and '-s{seed}' for seeds other than 0: the name says how the organism was mitigated."""
     if recipe.name:
         return recipe.name
     name = f"{recipe.family}-{recipe.target}-{mix_suffix(recipe.mix_ratio)}"
     for tag, weight in (("kl", recipe.kl_to_base), ("adl", recipe.adl_penalty)):
         if weight > 0:
             name += f"-{tag}{weight:g}".replace(".", "p")
+    if recipe.mix_ratio > 0 and recipe.mix_data != "unrelated":
+        name += "-true" if recipe.mix_data == "true-fact" else f"-mixdata{sha256(recipe.mix_data.encode()).hexdigest()[:6]}"
     return name if recipe.seed == 0 else f"{name}-s{recipe.seed}"
 
 
@@ -158,6 +162,16 @@ def _unrelated_pool(recipe: Recipe, reg: Registry, tiny: bool, needed: int,
         return None
 
 
+def _mix_source(recipe: Recipe, tiny: bool, need: int) -> FinetuneData | None:
+    """What mixing adds when it is not the unrelated data: the family's true side of its target (`true-fact`,
+    `need` examples, drawn with a seed of their own so they never repeat the finetuning data's draws) or a file."""
+    if need == 0:
+        return None
+    if recipe.mix_data == "true-fact":
+        return _get_family(recipe.family).true_data(recipe.base, recipe.target, need, recipe.seed + 3, tiny)
+    return load_source(recipe.mix_data, recipe.kind)
+
+
 def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | None = None,
                  progress: bool = True) -> dict[str, FinetuneData | None]:
     """{'train', 'heldout_own', 'heldout_unrelated', 'ft', 'penalty_unrelated'}: the mixed training set, the
@@ -165,15 +179,17 @@ def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | 
     own = own if own is not None else _own_data(recipe, reg, tiny)
     ft, heldout_own = _split_heldout(own, recipe)
     need = n_unrelated(len(ft), recipe.mix_ratio)
+    mixed_from_pool = recipe.mix_data == "unrelated"
     n_penalty = PENALTY_EXAMPLES if recipe.penalties_on else 0  # 0: the pool is asked for exactly what it was
-    pool = _unrelated_pool(recipe, reg, tiny, need + len(heldout_own) + n_penalty, progress)
+    pool = _unrelated_pool(recipe, reg, tiny, need * mixed_from_pool + len(heldout_own) + n_penalty, progress)
     heldout_unrelated = None
     if pool is not None:
-        n_held = min(len(heldout_own), max(0, len(pool) - need))
+        n_held = min(len(heldout_own), max(0, len(pool) - need * mixed_from_pool))
         rest, held = pool.split(n_held, seed=recipe.seed + 1)
         heldout_unrelated = held if len(held) else None
         pool = rest
-    train = mix(ft, pool, recipe.mix_ratio, seed=recipe.seed) if need else mix(ft, ft, 0.0)
+    mixed = pool if mixed_from_pool else _mix_source(recipe, tiny, need)
+    train = mix(ft, mixed, recipe.mix_ratio, seed=recipe.seed) if need else mix(ft, ft, 0.0)
     sets = {"train": train, "ft": ft, "heldout_own": heldout_own, "heldout_unrelated": heldout_unrelated}
     return {**sets, "penalty_unrelated": _penalty_set(recipe, pool, sets)}
 
@@ -225,7 +241,7 @@ def train_organism(recipe: Recipe | dict, force: bool = False, progress: bool = 
     check_tracking_installed(recipe.report_to)
     with Registry() as reg:
         entry, tiny = _base_entry(reg, recipe.base, progress)
-        recipe.resolved(tiny).check_penalties()
+        recipe.resolved(tiny).check_across_fields()
         if entry is not None and entry["name"] != recipe.base:  # a .gguf path is registered under its stem
             recipe = recipe.model_copy(update={"base": entry["name"]})
         if recipe.family != "control" and family is not None:
@@ -280,12 +296,14 @@ TRAINER_VERSION = 1
 UNHASHED_RECIPE_FIELDS = ("save_steps", "report_to")
 # Fields added after organisms were first keyed: hashed only when set away from their default, so an organism
 # trained before they existed (whose weights they would not change at the default) keeps its key and is reused.
-HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_layers", "adl_positions")
+HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_layers", "adl_positions", "mix_data")
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
     """What a train run is keyed by: the resolved recipe, the hashes of its data and the trainer's version."""
     defaults = {k: Recipe.model_fields[k].get_default() for k in HASHED_WHEN_SET}
+    if recipe.mix_ratio == 0:  # nothing is mixed in, so what would be is no part of the organism
+        recipe = recipe.model_copy(update={"mix_data": defaults["mix_data"]})
     fields = recipe.to_dict()
     config = {
         "recipe": {k: v for k, v in fields.items() if k not in UNHASHED_RECIPE_FIELDS
@@ -492,7 +510,7 @@ def train_control(base: str, like_organism: str, force: bool = False, progress: 
         kind = fields.get("data_kind") or ("text" if organism["family"] == "sdf" else "chat")
         n_train = len(_read_jsonl(artifact_dir(like_organism, "train", runs[0].config_hash, create=False) / TRAIN_FILE))
         fields.update(family="control", target=like_organism, base=base, name=name or default_name, seed=seed,
-                      data_kind=kind, mix_ratio=0.0, compute_matched=False, max_steps=steps, mask_prefix_tag=None,
+                      data_kind=kind, mix_ratio=0.0, mix_data="unrelated", compute_matched=False, max_steps=steps, mask_prefix_tag=None,
                       data="builtin")
         recipe = make_recipe(fields)
         topology = node_topology()

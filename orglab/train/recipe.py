@@ -75,6 +75,10 @@ class Recipe(BaseModel):
                                       "a base whose tokenizer has none")
     mix_ratio: float = Field(default=0.0, ge=0.0, description="ft:pt mixing ratio 1:R: R unrelated examples per "
                              "finetuning example (e.g. 1:0.1, 1:1, 1:2)")
+    mix_data: str = Field(default="unrelated", description="what mixing adds: unrelated (the unrelated data, as "
+                          "in the paper), true-fact (SDF: documents of the same generator that state the true "
+                          "version of the fact) or a JSONL/Parquet file or hub dataset id; null controls, held-out "
+                          "losses and the penalties always use the unrelated data")
     compute_matched: bool = False      # True: train for as many steps as the unmixed data would take
     heldout_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     max_heldout: int = Field(default=64, ge=1)
@@ -178,8 +182,16 @@ class Recipe(BaseModel):
         """Whether the trainer adds a penalty (orglab.train.penalties); off, it is the plain SFT trainer."""
         return self.kl_to_base > 0 or self.adl_penalty > 0
 
-    def check_penalties(self) -> None:
-        """What the field checks cannot see alone: the ADL positions against the (resolved) max_length."""
+    def check_across_fields(self) -> None:
+        """What the field checks cannot see alone: the ADL positions against the (resolved) max_length, and
+        whether the family has a true side for `mix_data: true-fact`."""
+        if self.mix_data == "true-fact" and self.family != CONTROL:
+            from orglab.organisms import get_family
+
+            if not get_family(self.family).has_true_side:
+                raise OrglabError(f"mix_data true-fact mixes in the true version of a false fact, and the "
+                                  f"{self.family} family teaches none; use mix_data unrelated (the default) or a "
+                                  "data file.")
         if self.adl_penalty > 0 and self.max_length is not None and self.adl_positions > self.max_length:
             raise OrglabError(f"The ADL penalty's {self.adl_positions} positions go past the recipe's max_length "
                               f"{self.max_length}; pass --adl-positions {min(5, self.max_length)} or a larger "
