@@ -24,7 +24,7 @@ from orglab.mitigation.executor import add_executor_args, executor_from_args
 from orglab.mitigation.grid import GRIDS, MITIGATIONS
 from orglab.mitigation.tune import DEFAULT_LADDER, DEFAULT_LADDERS
 from orglab.organisms import FAMILIES, family_names, get_family
-from orglab.train.recipe import Recipe
+from orglab.train.recipe import DIFF_LAYERS, Recipe
 from orglab.validate import check_args
 from orglab.world.world import DEFAULT_PRESET
 
@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "token relevance, steering and the causal test. Finished stages are reused "
                                       "when run again with the same settings.")
     diff.add_argument("organism", help="a registered organism (or null control)")
-    diff.add_argument("--layers", default=None, help=with_default("layers as fractions of depth, comma-separated",
-                                                                DiffConfig, "layers"))
+    diff.add_argument("--layers", default=None, help="layers as fractions of depth, comma-separated (default "
+                      + ", ".join(f"{v[0]:g} on {'tinyworld' if k == 'tiny' else k} bases" for k, v in DIFF_LAYERS.items())
+                      + ")")
     diff.add_argument("--positions", default=None, help=with_default("positions summarised, as 0-K", DiffConfig,
                                                                    "positions", show=lambda n: f"0-{n - 1}"))
     diff.add_argument("--samples", type=int, default=None,

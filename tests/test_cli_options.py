@@ -65,5 +65,6 @@ def test_diff_layers_and_positions_default_to_the_config():
     args = build_parser().parse_args(["diff", "org"])
     assert args.layers is None and args.positions is None  # cmd_diff keeps DiffConfig's layers and positions
     helps = {a.dest: a.help for a in _subparser("diff")._actions}
-    assert helps["layers"].endswith(f"(default {shown(DiffConfig().layers)})")
+    assert helps["layers"].endswith(f"(default {shown(DiffConfig().layer_fractions(True))} on tinyworld bases, "
+                                    f"{shown(DiffConfig().layer_fractions(False))} on real bases)")
     assert helps["positions"].endswith(f"(default 0-{DiffConfig().positions - 1})")

@@ -55,7 +55,8 @@ def _diff_hashes(config, tinyworld: bool = True) -> dict[str, str]:
     from orglab.diff.run import DiffContext, STAGES, stage_configs
 
     ctx = DiffContext(organism="o", record={}, model=None, tokenizer=None, base_model=None,
-                      layers=sorted({layer_index(f, DEPTH) for f in config.layers}), unrelated=[], finetune=[],
+                      layers=sorted({layer_index(f, DEPTH) for f in config.layer_fractions(tinyworld)}), unrelated=[],
+                      finetune=[],
                       config=config, identity={"organism_weights": ["w"], "train_config": "t"},
                       judge=_Judge() if config.judge == "llm" else None,
                       truth={"described_as": "o", "description": "d"}, tinyworld=tinyworld)
@@ -301,7 +302,10 @@ RECIPE_EXPLICIT = {"family": "em", "base": "other-base", "target": "fact", "name
                    "target_modules": ["q_proj"], "device": "cpu", "n_examples": 10, "lora_r": 4, "lora_alpha": 4,
                    "use_rslora": True, "lr": 0.1, "epochs": 2.0, "max_steps": 3, "min_steps": 3, "batch_size": 2,
                    "grad_accum": 2, "warmup_ratio": 0.1, "max_length": 64, "save_steps": 5, "mix_ratio": 0.5,
-                   "heldout_fraction": 0.2, "lora_dropout": 0.1, "weight_decay": 0.1}
+                   "heldout_fraction": 0.2, "lora_dropout": 0.1, "weight_decay": 0.1, "adl_layers": (0.25,),
+                   "mix_data": "true-fact"}
+# Fields that change the weights only when another is on: hashed then, and left out (changing nothing) otherwise.
+RECIPE_CONDITIONAL = {"adl_layers": {"adl_penalty": 1.0}, "mix_data": {"mix_ratio": 1.0}}
 
 
 def _recipe_other(name: str, value, annotation):
@@ -324,10 +328,14 @@ def test_every_recipe_field_changes_the_train_run_hash(monkeypatch):
         changed = make_recipe({**default.to_dict(), name: _recipe_other(name, value, info.annotation)})
         assert getattr(changed, name) != value
         after = config_hash(api._run_config(changed, SETS))
-        if name in RECIPE_COSMETIC:
-            assert after == before, f"cosmetic recipe field {name} changed the train hash"
+        if name in RECIPE_COSMETIC or name in RECIPE_CONDITIONAL:
+            assert after == before, f"recipe field {name} changed the train hash while it changes no weight"
         else:
             assert after != before, f"recipe field {name} left the train hash alone"
+    for name, condition in RECIPE_CONDITIONAL.items():
+        on = make_recipe({**default.to_dict(), **condition})
+        changed = make_recipe({**on.to_dict(), name: RECIPE_EXPLICIT[name]})
+        assert config_hash(api._run_config(changed, SETS)) != config_hash(api._run_config(on, SETS)), name
     for key in SETS:  # the data, by content hash
         assert config_hash(api._run_config(default, {**SETS, key: _Data("z")})) != before
     monkeypatch.setattr(api, "TRAINER_VERSION", api.TRAINER_VERSION + 1)

@@ -22,12 +22,16 @@ FAST = {"base": "micro", "max_steps": 6, "save_steps": 100, "batch_size": 2, "ma
 
 # ------------------------------------------------------------------------------------------------ the math
 
-def test_the_adl_penalty_reads_where_the_diff_does_by_default():
+def test_the_adl_penalty_reads_where_the_diff_does_by_default_at_each_scale():
     from orglab.diff.run import DiffConfig
     from orglab.train.recipe import Recipe
 
-    recipe = Recipe(family="sdf")
-    assert (recipe.adl_layers, recipe.adl_positions) == (DiffConfig().layers, DiffConfig().positions)
+    for tiny, scale in ((True, "tiny"), (False, "real")):
+        recipe = Recipe(family="sdf").resolved(tiny)
+        assert recipe.scale == scale
+        assert (recipe.adl_layers, recipe.adl_positions) == (DiffConfig().layer_fractions(tiny), DiffConfig().positions)
+    assert DiffConfig().layer_fractions(True) != DiffConfig().layer_fractions(False)  # each scale's own evidence
+    assert DiffConfig(layers=(0.25,)).layer_fractions(False) == (0.25,)
 
 
 def test_kl_is_zero_for_equal_logits_matches_a_hand_value_and_skips_masked_positions():

@@ -31,6 +31,7 @@ from orglab.errors import OrglabError
 from orglab.paths import artifact_dir
 from orglab.validate import check_writable
 from orglab.registry import Registry, config_hash, organism_identity
+from orglab.train.recipe import DIFF_LAYERS
 
 ADL_STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
 DETECTOR_STAGES = ("logitdiff", "kl", "amplify")   # detectors beyond ADL, each on its own
@@ -59,7 +60,9 @@ def _nonnegative_numbers(text: str) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class DiffConfig:
-    layers: tuple[float, ...] = (0.5,)     # fractions of depth: int(f * (n_layers - 1))
+    # fractions of depth, int(f * (n_layers - 1)); None: the default of the base's scale (DIFF_LAYERS: 0.5 on
+    # tinyworld, 0.8 on real bases, each chosen from a measured layer table)
+    layers: tuple[float, ...] | None = None
     positions: int = 5                     # k: positions 0..k-1 are summarised (max over them)
     collect_positions: int = 8             # positions kept in the statistics, for analysis
     samples: int = 10_000                  # unrelated samples for the statistics
@@ -135,6 +138,10 @@ class DiffConfig:
         default=10, metadata={"help": "Amplified decoding: texts sampled from an empty context (BOS only), besides "
                                       "the answers to the steering prompts."})
 
+    def layer_fractions(self, tinyworld: bool) -> tuple[float, ...]:
+        """The layers asked for, or the default of the base's scale."""
+        return self.layers or DIFF_LAYERS["tiny" if tinyworld else "real"]
+
     def validate(self) -> None:
         if self.judge not in JUDGES:
             raise OrglabError(f"Unknown judge '{self.judge}'; use --judge offline or --judge llm.")
@@ -156,7 +163,7 @@ class DiffConfig:
             raise OrglabError(f"relevance_smoothing is {self.relevance_smoothing}; it must be above 0, e.g. 0.5.")
         if not 0.0 <= self.coherence_threshold <= 100.0:
             raise OrglabError(f"The coherence threshold {self.coherence_threshold} is outside [0, 100]; use e.g. 50.")
-        for f in self.layers:
+        for f in self.layers or ():
             if not 0.0 <= f <= 1.0:
                 raise OrglabError(f"Layer fraction {f} is outside [0, 1]; use e.g. --layers 0.5.")
         if not 1 <= self.positions <= self.collect_positions:
@@ -213,12 +220,14 @@ def run_diff(organism: str, config: DiffConfig = DiffConfig(), force: bool = Fal
         if not loaded.is_adapter:
             base_model = load_model(record["base"], registry=reg).model
             _check_compatible(loaded, base_model, organism, record["base"])
+        tinyworld = is_tinyworld_base(reg, record["base"])
         ctx = DiffContext(organism=organism, record=record, model=loaded.model, tokenizer=loaded.tokenizer,
-                          base_model=base_model, layers=resolve_layers(loaded.model, config.layers),
+                          base_model=base_model,
+                          layers=resolve_layers(loaded.model, config.layer_fractions(tinyworld)),
                           unrelated=_unrelated_texts(reg, record, config),
                           finetune=_finetune_texts(reg, record["target"] if record["family"] == "control" else organism),
                           config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth,
-                          tinyworld=is_tinyworld_base(reg, record["base"]))
+                          tinyworld=tinyworld)
         _check_positions(ctx)
         results: dict = {"organism": organism, "layers": ctx.layers, "judge": config.judge, "stages": {}}
         for stage in wanted:
@@ -384,10 +393,11 @@ def _judged_stages_cached(reg: Registry, organism: str, record: dict, config: Di
                                                     local_files_only=True))
     except Exception:  # noqa: BLE001 - any doubt (hub id not cached, odd config): just ask the endpoint
         return False
+    tinyworld = is_tinyworld_base(reg, record["base"])
     ctx = DiffContext(organism=organism, record=record, model=None, tokenizer=None, base_model=None,
-                      layers=sorted({layer_index(f, depth) for f in config.layers}), unrelated=[], finetune=[],
-                      config=config, identity=organism_identity(reg, organism, record), judge=judge, truth=truth,
-                      tinyworld=is_tinyworld_base(reg, record["base"]))
+                      layers=sorted({layer_index(f, depth) for f in config.layer_fractions(tinyworld)}),
+                      unrelated=[], finetune=[], config=config, identity=organism_identity(reg, organism, record),
+                      judge=judge, truth=truth, tinyworld=tinyworld)
     for stage, planned in stage_configs(ctx, tuple(wanted)).items():
         if stage in JUDGED_STAGES:
             run = reg.find_run(f"diff:{stage}", organism, planned["config_hash"])

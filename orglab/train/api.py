@@ -296,7 +296,7 @@ TRAINER_VERSION = 1
 UNHASHED_RECIPE_FIELDS = ("save_steps", "report_to")
 # Fields added after organisms were first keyed: hashed only when set away from their default, so an organism
 # trained before they existed (whose weights they would not change at the default) keeps its key and is reused.
-HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_layers", "adl_positions", "mix_data")
+HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_positions", "mix_data")
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
@@ -305,6 +305,8 @@ def _run_config(recipe: Recipe, sets: dict) -> dict:
     if recipe.mix_ratio == 0:  # nothing is mixed in, so what would be is no part of the organism
         recipe = recipe.model_copy(update={"mix_data": defaults["mix_data"]})
     fields = recipe.to_dict()
+    if recipe.adl_penalty == 0:  # where an absent penalty would read changes nothing; with it on, the resolved
+        fields.pop("adl_layers")  # layers are hashed, so a new per-scale default can never serve a stale organism
     config = {
         "recipe": {k: v for k, v in fields.items() if k not in UNHASHED_RECIPE_FIELDS
                    and not (k in defaults and getattr(recipe, k) == defaults[k])},

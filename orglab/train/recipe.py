@@ -24,9 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orglab.errors import OrglabError
 from orglab.world.world import DEFAULT_PRESET
 
-# The ADL penalty reads the residual where `orglab diff` does by default (DiffConfig.layers and .positions; the
-# trainer does not import the diff, which depends on it, so tests/test_train_mitigation.py checks they agree).
-DIFF_LAYERS, DIFF_POSITIONS = (0.5,), 5
+# Where `orglab diff` reads by default, per scale, and so where the ADL penalty reads unless told (DiffConfig's
+# DEFAULT_LAYERS and .positions; the trainer does not import the diff, which depends on it, so
+# tests/test_train_mitigation.py checks they agree). Tinyworld: the middle layer (docs/diffing.md). Real bases:
+# 0.8 of depth, from the layer table of a gemma3-270m SDF organism and its null control (docs/real-models.md).
+DIFF_LAYERS: dict[str, tuple[float, ...]] = {"tiny": (0.5,), "real": (0.8,)}
+DIFF_POSITIONS = 5
 
 CONTROL = "control"   # the null control: not a family, it mirrors one (train_control)
 # How real recipes train on small data (see the module docstring); each family's `small` row holds its values.
@@ -121,8 +124,9 @@ class Recipe(BaseModel):
     adl_penalty: float = Field(default=0.0, ge=0.0, allow_inf_nan=False, description=(
         "weight of the squared norm of the mean residual difference (organism - base) at the first positions of "
         "unrelated batches, the quantity the Activation Difference Lens reads"))
-    adl_layers: tuple[float, ...] = Field(default=DIFF_LAYERS, min_length=1, description=(
-        "layers of the ADL penalty as fractions of depth, comma-separated (as orglab diff --layers)"))
+    adl_layers: tuple[float, ...] | None = Field(default=None, min_length=1, description=(
+        "layers of the ADL penalty as fractions of depth, comma-separated (as orglab diff --layers; default where "
+        "orglab diff reads: 0.5 on tinyworld bases, 0.8 on real ones)"))
     adl_positions: int = Field(default=DIFF_POSITIONS, ge=1, description=(
         "positions 0..k-1 the ADL penalty reads: k (as orglab diff --positions 0-(k-1))"))
 
@@ -152,8 +156,8 @@ class Recipe(BaseModel):
 
     @field_validator("adl_layers")
     @classmethod
-    def _layer_fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not 0.0 <= f <= 1.0 for f in v):
+    def _layer_fractions(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if any(not 0.0 <= f <= 1.0 for f in v or ()):
             raise ValueError("layers are fractions of depth in [0, 1], e.g. 0.5 for the middle layer")
         return v
 
@@ -214,6 +218,8 @@ class Recipe(BaseModel):
                 table["min_steps"] = small["min_steps"]
         updates = {k: v for k, v in table.items() if getattr(self, k) is None}
         updates["scale"] = scale
+        if self.adl_layers is None:
+            updates["adl_layers"] = DIFF_LAYERS[scale]
         if self.data_kind is None and self.family != CONTROL:
             updates["data_kind"] = self.kind
         return self.model_copy(update=updates)
