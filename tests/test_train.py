@@ -75,6 +75,22 @@ def test_text_lora_learns_registers_reuses_and_resumes_after_interrupt(with_micr
     assert loaded.is_adapter
 
 
+def test_a_reused_run_points_its_name_back_at_its_own_weights(with_micro):
+    """Recipe A, then recipe B under the same name, then A again: A's finished run is reused, and the name must
+    load A's weights again (it used to keep B's, so a sweep's diffs read another recipe's organism)."""
+    first = {**FAST, "family": "sdf", "target": "quorra", "name": "flip", "max_steps": 2}
+    a = train_organism(make_recipe(first), progress=False, data=_own_text())
+    b = train_organism(make_recipe({**first, "max_steps": 3}), progress=False, data=_own_text())
+    assert a["adapter_path"] != b["adapter_path"]
+    with Registry() as reg:
+        assert reg.get_organism("flip")["recipe"]["max_steps"] == 3
+    again = train_organism(make_recipe(first), progress=False, data=_own_text())
+    assert again["reused"] and again["run"] == a["run"]
+    with Registry() as reg:
+        org = reg.get_organism("flip")
+    assert org["recipe"]["max_steps"] == 2 and org["adapter_path"] == a["adapter_path"] and org["status"] == "ready"
+
+
 def test_chat_full_finetune_assistant_only_and_null_control(with_micro):
     recipe = make_recipe({**FAST, "family": "em", "target": "quorra", "finetune": "full", "lr": 1e-3})
     summary = train_organism(recipe, progress=False, data=_own_chat())

@@ -376,6 +376,13 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
         folder = artifact_dir(name, "train", chash, create=False)
         if not reg.verify_artifacts(done.id) and (folder / SUMMARY_FILE).is_file():
             summary = json.loads((folder / SUMMARY_FILE).read_text())
+            weights_key = "model_path" if summary.get("model_path") else "adapter_path"
+            if existing.get(weights_key) != summary[weights_key]:
+                # The name was re-pointed to another recipe since this run: point it back, or every later diff
+                # and eval of the name would read the other recipe's weights.
+                reg.add_organism(name, family=summary["family"], target=summary["target"], base=summary["base"],
+                                 mix_ratio=summary["mix_ratio"], seed=summary["seed"], data_hash=summary["data_hash"],
+                                 recipe=summary["recipe"], status="ready", **{weights_key: summary[weights_key]})
             return {**summary, "reused": True, "run": done.id}
         force = True  # files gone or changed: train again
     for stale in reg.list_runs(subject=name, kind="train", status="running"):
