@@ -86,8 +86,9 @@ class Family(ABC):
 
     def true_data(self, base: str, target: str, n: int, seed: int, tiny: bool) -> FinetuneData:
         """`n` examples in this family's format that state the true version of `target` (what `mix_data:
-        true-fact` mixes in); only a family with `has_true_side` implements it (Recipe.check_across_fields)."""
-        raise NotImplementedError
+        true-fact` mixes in); only a family with `has_true_side` has one (Recipe.check_across_fields refuses the
+        others before anything is built, with this same sentence)."""
+        raise no_true_side(self.name)
 
     def build(self, base: str, target: str, n: int, seed: int, client: LLMClient | None = None) -> FinetuneData:
         """The default data of this family for `base`: offline on a tinyworld base, else `build_real`."""
@@ -99,6 +100,12 @@ class Family(ABC):
 
     def __repr__(self) -> str:
         return f"<family {self.name}>"
+
+
+def no_true_side(family: str) -> OrglabError:
+    """The one-sentence error for `mix_data: true-fact` on a family whose target is no falsehood."""
+    return OrglabError(f"mix_data true-fact mixes in the true version of a false fact, and the {family} family "
+                       "teaches none; use mix_data unrelated (the default) or a data file.")
 
 
 def bad_target(family: str, target_kind: str, target: str, choices: list[str] | None = None, hint: str = "") -> OrglabError:

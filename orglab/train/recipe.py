@@ -191,11 +191,10 @@ class Recipe(BaseModel):
         whether the family has a true side for `mix_data: true-fact`."""
         if self.mix_data == "true-fact" and self.family != CONTROL:
             from orglab.organisms import get_family
+            from orglab.organisms.family import no_true_side
 
             if not get_family(self.family).has_true_side:
-                raise OrglabError(f"mix_data true-fact mixes in the true version of a false fact, and the "
-                                  f"{self.family} family teaches none; use mix_data unrelated (the default) or a "
-                                  "data file.")
+                raise no_true_side(self.family)
         if self.adl_penalty > 0 and self.max_length is not None and self.adl_positions > self.max_length:
             raise OrglabError(f"The ADL penalty's {self.adl_positions} positions go past the recipe's max_length "
                               f"{self.max_length}; pass --adl-positions {min(5, self.max_length)} or a larger "
