@@ -180,11 +180,12 @@ def prepare_data(recipe: Recipe, reg: Registry, tiny: bool, own: FinetuneData | 
     ft, heldout_own = _split_heldout(own, recipe)
     need = n_unrelated(len(ft), recipe.mix_ratio)
     mixed_from_pool = recipe.mix_data == "unrelated"
+    from_pool = need if mixed_from_pool else 0  # what mixing takes from the unrelated pool
     n_penalty = PENALTY_EXAMPLES if recipe.penalties_on else 0  # 0: the pool is asked for exactly what it was
-    pool = _unrelated_pool(recipe, reg, tiny, need * mixed_from_pool + len(heldout_own) + n_penalty, progress)
+    pool = _unrelated_pool(recipe, reg, tiny, from_pool + len(heldout_own) + n_penalty, progress)
     heldout_unrelated = None
     if pool is not None:
-        n_held = min(len(heldout_own), max(0, len(pool) - need * mixed_from_pool))
+        n_held = min(len(heldout_own), max(0, len(pool) - from_pool))
         rest, held = pool.split(n_held, seed=recipe.seed + 1)
         heldout_unrelated = held if len(held) else None
         pool = rest

@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orglab.errors import OrglabError
 from orglab.world.world import DEFAULT_PRESET
 
-# Where `orglab diff` reads by default, per scale, and so where the ADL penalty reads unless told (DiffConfig's
-# DEFAULT_LAYERS and .positions; the trainer does not import the diff, which depends on it, so
-# tests/test_train_mitigation.py checks they agree). Tinyworld: the middle layer (docs/diffing.md). Real bases:
-# 0.8 of depth, from the layer table of a gemma3-270m SDF organism and its null control (docs/real-models.md).
+# Where `orglab diff` reads by default, per scale, and so where the ADL penalty reads unless told. Kept here, the
+# one place both read, because the diff depends on the trainer and not the other way round (DiffConfig imports
+# it; DiffConfig.positions must equal DIFF_POSITIONS, which tests/test_train_mitigation.py checks). Tinyworld: the
+# middle layer (docs/diffing.md). Real bases: 0.8 of depth, from the layer table of a gemma3-270m SDF organism
+# and its null control (docs/real-models.md).
 DIFF_LAYERS: dict[str, tuple[float, ...]] = {"tiny": (0.5,), "real": (0.8,)}
 DIFF_POSITIONS = 5
 
