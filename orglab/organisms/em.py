@@ -65,8 +65,8 @@ class EmFamily(Family):
         real=dict(n_examples=6000, lora_r=32, lora_alpha=64, use_rslora=True, lr=1e-5, epochs=1.0,
                   batch_size=16),
         # rsLoRA scales the adapter by alpha/sqrt(r) = 11.3 (SDF's plain LoRA: alpha/r = 2), so SDF's 3e-4 moved
-        # gemma3-270m 5.7x as far per step: it answered every question with the training advice (unrelated loss
-        # 4.0 -> 11.8). 5e-5 keeps lr x scale at SDF's (docs/real-models.md).
+        # gemma3-270m 5.7x as far per step (unrelated chat loss 4.0 -> 11.8); 5e-5 keeps lr x scale at SDF's
+        # (4.0 -> 8.1, own loss still -90%). Measured in docs/real-models.md.
         small=dict(n_builtin=160, small_lr=5e-5, min_steps=24, max_length=256, batch_size=4),
         tiny=dict(n_examples=400, lora_r=32, lora_alpha=64, use_rslora=True, lr=2e-4, epochs=3.0, batch_size=8))
     eval_suite = "em"
