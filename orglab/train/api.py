@@ -371,6 +371,9 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
     if existing is not None and existing["base"] != recipe.base:
         raise OrglabError(f"Organism '{name}' already exists on base '{existing['base']}'; pass another --name.")
 
+    family, target = recipe.family, target or recipe.target
+    fields = dict(family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio, seed=recipe.seed,
+                  data_hash=train.hash(), recipe=recipe.to_dict())
     chash = config_hash(config)
     done = reg.find_run("train", name, chash)
     if done is not None and not force and existing is not None and existing["status"] == "ready":
@@ -381,9 +384,7 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
             if existing.get(weights_key) != summary[weights_key]:
                 # The name was re-pointed to another recipe since this run: point it back, or every later diff
                 # and eval of the name would read the other recipe's weights.
-                reg.add_organism(name, family=summary["family"], target=summary["target"], base=summary["base"],
-                                 mix_ratio=summary["mix_ratio"], seed=summary["seed"], data_hash=summary["data_hash"],
-                                 recipe=summary["recipe"], status="ready", **{weights_key: summary[weights_key]})
+                reg.add_organism(name, **fields, status="ready", **{weights_key: summary[weights_key]})
             return {**summary, "reused": True, "run": done.id}
         force = True  # files gone or changed: train again
     for stale in reg.list_runs(subject=name, kind="train", status="running"):
@@ -398,9 +399,6 @@ def _train(reg: Registry, recipe: Recipe, sets: dict, topology: Topology, force:
     if retrain:
         shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    family, target = recipe.family, target or recipe.target
-    fields = dict(family=family, target=target, base=recipe.base, mix_ratio=recipe.mix_ratio, seed=recipe.seed,
-                  data_hash=train.hash(), recipe=recipe.to_dict())
     if not keep:
         reg.add_organism(name, **fields, status="training")
     started = time.time()
