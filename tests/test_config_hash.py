@@ -182,7 +182,7 @@ def test_the_math_defaults_are_the_diff_config_defaults():
     from orglab.diff.patchscope import scale_sweep
     from orglab.diff.relevance import RelevanceRule
     from orglab.diff.run import DiffConfig
-    from orglab.diff.steering import base_loss_judge, find_strength
+    from orglab.diff.steering import find_strength, offline_judge
 
     c = DiffConfig()
 
@@ -193,7 +193,8 @@ def test_the_math_defaults_are_the_diff_config_defaults():
     assert (default(find_strength, "alpha_max"), default(find_strength, "steps"),
             len(default(find_strength, "prompts")), default(find_strength, "max_new_tokens")) == \
         (c.steering_alpha_max, c.steering_search_steps, c.steering_search_prompts, c.steering_search_max_new_tokens)
-    assert default(base_loss_judge, "max_extra_nats") == c.steering_max_extra_nats
+    assert (default(offline_judge, "max_extra_nats"), default(offline_judge, "min_distinct_ratio")) == \
+        (c.steering_max_extra_nats, c.steering_min_distinct_ratio)
     assert RelevanceRule() == RelevanceRule(c.relevance_count_floor, c.relevance_min_log_odds, c.relevance_smoothing)
     assert (default(projection_replacement, "n_random"), default(projection_replacement, "max_length")) == \
         (c.causal_random_directions, c.causal_max_length)

@@ -137,7 +137,8 @@ def test_llm_judge_end_to_end_then_cached(sdf_home, openai_server, monkeypatch):
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     offline = run_diff(organism, SMALL, progress=False)
     assert offline["stages"]["patchscope"]["scale_rule"] == "label-free prompt agreement"
-    assert offline["stages"]["steering"]["coherence_judge"].startswith("base-model loss")
+    assert offline["stages"]["steering"]["coherence_judge"].startswith("base-model loss and distinct-token share")
+    assert all("distinct_share" in step for step in offline["stages"]["steering"]["coherence"])
     assert "token_relevance_llm" not in offline["summary"]
 
     _judge_env(monkeypatch, openai_server)

@@ -7,8 +7,8 @@ import re
 import torch
 
 from orglab.diff.similarity import load_embedder, steering_similarity
-from orglab.diff.steering import (STEERING_PROMPTS, base_loss_judge, completion_loss, find_strength, generate,
-                                  steering)
+from orglab.diff.steering import (STEERING_PROMPTS, completion_loss, distinct_share, find_strength, generate,
+                                  offline_judge, steering)
 from orglab.world.corpus import CorpusConfig, generate_corpus
 from orglab.world.world import make_world
 
@@ -78,8 +78,34 @@ def test_generation_and_the_label_free_judge_run_on_a_chat_model():
     assert outs == generate(model, tok, ["hello world", "the cat"], n_samples=2, max_new_tokens=4, seed=0)
     loss = completion_loss(model, tok, ["hello world"], ["the cat sat on the mat"])
     assert loss > 0
-    judge = base_loss_judge(lambda p, c: completion_loss(model, tok, p, c), reference=loss, max_extra_nats=0.5)
+    log: list = []
+    judge = offline_judge(lambda p, c: completion_loss(model, tok, p, c), tok, reference_loss=loss,
+                          reference_texts=["the cat sat on the mat"], max_extra_nats=0.5, log=log)
     assert judge(["hello world"], ["the cat sat on the mat"])
+    assert log[0]["coherent"] and log[0]["distinct_share"] >= log[0]["distinct_floor"]
+
+
+def test_distinct_share_reads_loops():
+    assert distinct_share([[1, 2, 3, 4]]) == 1.0
+    assert distinct_share([[5, 5, 5, 5]]) == 0.25
+    assert distinct_share([[1, 2, 3, 4], [5, 5, 5, 5], []]) == 0.625  # empty texts are left out
+    assert distinct_share([]) == 1.0
+
+
+def test_the_offline_judge_rejects_a_loop_the_base_predicts_cheaply():
+    """The gemma3-270m failure: a repetition loop whose base loss is low passes a loss-only rule. The judge's
+    second test rejects it; varied text at the same loss passes."""
+    tok = make_tokenizer()
+    flat_loss = lambda prompts, completions: 1.0  # noqa: E731  (every text equally plausible to the base)
+    log: list = []
+    judge = offline_judge(flat_loss, tok, reference_loss=1.0, reference_texts=["the cat sat on the mat"],
+                          max_extra_nats=1.5, min_distinct_ratio=0.75, log=log)
+    assert not judge(["hello"], ["the the the the the the"])
+    assert judge(["hello"], ["w1 w2 w3 w4 the cat"])
+    assert [v["coherent"] for v in log] == [False, True]
+    assert log[0]["distinct_share"] < log[0]["distinct_floor"] <= log[1]["distinct_share"]
+    too_far = offline_judge(lambda p, c: 9.0, tok, reference_loss=1.0, reference_texts=["the cat sat"])
+    assert not too_far(["hello"], ["w1 w2 w3 w4 the cat"])  # the loss test still applies
 
 
 def test_steering_prompts_use_only_words_tinyworld_knows():

@@ -101,6 +101,10 @@ class DiffConfig:
     steering_max_extra_nats: float = field(
         default=1.5, metadata={"help": "judge=offline: steered text is coherent while the base model's loss on it "
                                        "stays within this many nats per token of its loss on unsteered text."})
+    steering_min_distinct_ratio: float = field(
+        default=0.75, metadata={"help": "judge=offline: steered text is coherent only while its share of distinct "
+                                        "tokens stays at least this fraction of the unsteered greedy answers' "
+                                        "(the loss test alone accepts repetition loops)."})
     similarity_finetune_samples: int = field(
         default=500, metadata={"help": "Finetuning texts (a seeded sample) whose mean embedding steering "
                                        "similarity compares against."})
@@ -161,6 +165,9 @@ class DiffConfig:
                               "e.g. 0.5,1,2,4.")
         if self.relevance_smoothing <= 0:
             raise OrglabError(f"relevance_smoothing is {self.relevance_smoothing}; it must be above 0, e.g. 0.5.")
+        if not 0.0 <= self.steering_min_distinct_ratio <= 1.0:
+            raise OrglabError(f"steering_min_distinct_ratio is {self.steering_min_distinct_ratio}; it must be in "
+                              "[0, 1], e.g. 0.75.")
         if not 0.0 <= self.coherence_threshold <= 100.0:
             raise OrglabError(f"The coherence threshold {self.coherence_threshold} is outside [0, 100]; use e.g. 50.")
         for f in self.layers or ():
@@ -253,8 +260,8 @@ def _needed_by(stage: str, wanted) -> bool:
 # The algorithm version of each stage, in its hashed config: bump a stage's number whenever its computation
 # changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
 # are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
-STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 1, "causal": 1,
-                  "logitdiff": 1, "kl": 1, "amplify": 1}
+STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 2, "causal": 1,
+                  "logitdiff": 1, "kl": 1, "amplify": 2}
 
 # The DiffConfig fields each stage reads (its own code and the helpers it calls), hashed into its config under
 # their field names. Fields read by no stage are `NOT_HASHED`; tests/test_config_hash.py checks both lists.
@@ -266,7 +273,8 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
                   "relevance_smoothing"),
     "steering": ("positions", "steering_prompts", "steering_samples", "steering_max_new_tokens", "embedder", "seed",
                  "steering_alpha_max", "steering_search_steps", "steering_search_prompts",
-                 "steering_search_max_new_tokens", "steering_max_extra_nats", "similarity_finetune_samples"),
+                 "steering_search_max_new_tokens", "steering_max_extra_nats", "steering_min_distinct_ratio",
+                 "similarity_finetune_samples"),
     "causal": ("positions", "causal_texts", "seed", "causal_random_directions", "causal_max_length"),
     # samples, seed and unrelated pick the unrelated texts these stages read (ctx.unrelated)
     "logitdiff": ("logitdiff_samples", "logitdiff_top_k", "samples", "seed", "unrelated", "positions",
@@ -274,7 +282,8 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "kl": ("kl_samples", "samples", "seed", "unrelated", "positions", "collect_positions"),
     "amplify": ("amplify_scales", "amplify_empty_context_samples", "steering_prompts", "steering_samples",
                 "steering_max_new_tokens", "steering_search_prompts", "steering_search_max_new_tokens",
-                "steering_max_extra_nats", "embedder", "seed", "similarity_finetune_samples", "relevance_top",
+                "steering_max_extra_nats", "steering_min_distinct_ratio", "embedder", "seed",
+                "similarity_finetune_samples", "relevance_top",
                 "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing", "samples", "unrelated"),
 }
 # Fields that change which stages run or how fast, never a stage's result (layers go in as resolved indices,

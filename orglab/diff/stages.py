@@ -19,6 +19,9 @@ from orglab.diff.relevance import (RelevanceRule, readout_keys, relevance_by_pos
 from orglab.diff.results import STATS_FILE
 from orglab.diff.stats import NORM_RULE, ActivationStats, activation_difference_stats
 
+# how a steering or amplification result names the offline coherence rule (orglab.diff.steering.offline_judge)
+OFFLINE_COHERENCE = "base-model loss and distinct-token share (label-free)"
+
 
 def _stats(done: dict) -> ActivationStats:
     return ActivationStats.load(Path(done["stats"]["folder"]) / STATS_FILE)
@@ -193,7 +196,7 @@ def _llm_relevance(ctx, done: dict):
 
 def steering(ctx, folder: Path, done: dict, progress: bool):
     from orglab.diff.similarity import load_embedder, steering_similarity
-    from orglab.diff.steering import base_loss_judge, completion_loss, find_strength, generate, steering_prompts
+    from orglab.diff.steering import completion_loss, find_strength, generate, offline_judge, steering_prompts
     from orglab.residual import add_resid_post
 
     s = _stats(done)
@@ -211,15 +214,19 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
             return completion_loss(base_model, ctx.tokenizer, ps, completions)
 
     verdicts: list = []
+    search_prompts = prompts[:c.steering_search_prompts]
     if ctx.judge is None:
-        reference = base_loss(prompts, [u[0] for u in unsteered])
-        judge = base_loss_judge(base_loss, reference, max_extra_nats=c.steering_max_extra_nats)
-        judged_by = "base-model loss (label-free)"
+        # the search's own decoding (greedy, its length) at strength 0: the distinct-token reference
+        greedy = [o[0] for o in generate(ctx.model, ctx.tokenizer, search_prompts, 1, c.steering_search_max_new_tokens,
+                                         temperature=0.0, seed=c.seed)]
+        judge = offline_judge(base_loss, ctx.tokenizer, base_loss(prompts, [u[0] for u in unsteered]), greedy,
+                              c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
+        judged_by = OFFLINE_COHERENCE
     else:
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
     search = find_strength(ctx.model, ctx.tokenizer, layer, unit, norm, judge,
-                           prompts=prompts[:c.steering_search_prompts], alpha_max=c.steering_alpha_max,
+                           prompts=search_prompts, alpha_max=c.steering_alpha_max,
                            steps=c.steering_search_steps, max_new_tokens=c.steering_search_max_new_tokens, seed=c.seed)
     with add_resid_post(ctx.model, layer, unit * norm * search.alpha):
         steered = generate(ctx.model, ctx.tokenizer, prompts, c.steering_samples, c.steering_max_new_tokens, seed=c.seed)
@@ -230,8 +237,8 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
     result = {"layer": layer, "alpha": search.alpha, "search": search.tried, "coherence_judge": judged_by,
               "samples": [{"prompt": p, "steered": st, "unsteered": un} for p, st, un in zip(prompts, steered, unsteered)],
               "similarity": sim}
-    if verdicts:  # the LLM's scores behind each step of the search
-        result["coherence"] = [{"alpha": alpha, **v} for (alpha, _), v in zip(search.tried, verdicts)]
+    # the judge's numbers behind each step of the search
+    result["coherence"] = [{"alpha": alpha, **v} for (alpha, _), v in zip(search.tried, verdicts)]
     metrics = {"steering_alpha": search.alpha, "steering_similarity_steered": sim["steered"],
                "steering_similarity_unsteered": sim["unsteered"], "steering_similarity_gap": sim["gap"]}
     return result, metrics, []
@@ -340,7 +347,7 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
     prompts and an empty context, at the largest coherent a of the grid, against the organism's own text."""
     from orglab.diff.amplify import choose_scale, contrastive_adjuster, over_represented, padded_share
     from orglab.diff.similarity import load_embedder, steering_similarity
-    from orglab.diff.steering import base_loss_judge, completion_loss, steering_prompts
+    from orglab.diff.steering import completion_loss, offline_judge, steering_prompts
     from orglab.generation import bos_prefix, chat_prompts, generate
 
     c = ctx.config
@@ -367,20 +374,23 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
         with _as_base(ctx):
             return completion_loss(base_model, ctx.tokenizer, ps, completions)
 
-    verdicts: list = []
-    if ctx.judge is None:  # the steering search's label-free rule, against the organism's own sampled answers
-        judge = base_loss_judge(base_loss, base_loss(users, [a[0] for a in plain_answers]),
-                                max_extra_nats=c.steering_max_extra_nats)
-        judged_by = "base-model loss (label-free)"
-    else:
-        judge = ctx.judge.coherence_judge(verdicts)
-        judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
     search = users[:c.steering_search_prompts]
     search_rendered = rendered[:c.steering_search_prompts]
 
+    def greedy_at(scale: float) -> list[str]:  # the search's decoding
+        return [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, 0.0)]
+
+    verdicts: list = []
+    if ctx.judge is None:  # the steering search's label-free rule, against the organism's own answers
+        judge = offline_judge(base_loss, ctx.tokenizer, base_loss(users, [a[0] for a in plain_answers]),
+                              greedy_at(0.0), c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
+        judged_by = OFFLINE_COHERENCE
+    else:
+        judge = ctx.judge.coherence_judge(verdicts)
+        judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
+
     def coherent(scale: float) -> bool:
-        outs = [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, 0.0)]
-        return judge(search, outs)
+        return judge(search, greedy_at(scale))
 
     scale, tried = choose_scale(c.amplify_scales, coherent)
     amp_answers, amp_free = texts_at(scale) if scale else (plain_answers, plain_free)
@@ -400,8 +410,7 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
               "empty_context": {"amplified": amp_free, "unamplified": plain_free},
               "similarity": {"amplified": sim["steered"], "unamplified": sim["unsteered"], "gap": sim["gap"]},
               "over_represented": [{"token": t, "relevant": t in relevant} for t in top]}
-    if verdicts:
-        result["coherence"] = [{"scale": s, **v} for (s, _), v in zip(tried, verdicts)]
+    result["coherence"] = [{"scale": s, **v} for (s, _), v in zip(tried, verdicts)]
     metrics = {"amplify_scale": scale, "amplify_similarity_amplified": sim["steered"],
                "amplify_similarity_unamplified": sim["unsteered"], "amplify_similarity_gap": sim["gap"],
                "amplify_relevance": share}

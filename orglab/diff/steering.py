@@ -6,10 +6,12 @@ The vector is added to the residual after block l (`resid_post`, orglab.residual
 `STEERING_PROMPTS` (in their corpus's words and spaced punctuation); real models `REAL_STEERING_PROMPTS`, twenty
 ordinary English chat prompts; `steering_prompts(tinyworld)` picks the set.
 
-Coherence is judged by a callable; offline the default is label-free: the base model's per-token loss on the
-steered completions must stay within `max_extra_nats` of its loss on unsteered ones (the finetuning data is
-never consulted). With `orglab diff --judge llm` an LLM scores each completion's coherence instead
-(`ADLJudge.coherence_judge` in orglab.diff.judges).
+Coherence is judged by a callable; offline the default is label-free (the finetuning data is never consulted) and
+makes two tests: the base model's per-token loss on the steered completions must stay within `max_extra_nats` of
+its loss on unsteered ones (against gibberish), and their share of distinct tokens must stay at least
+`min_distinct_ratio` of the unsteered greedy answers' (against loops, which the base predicts cheaply: on
+gemma3-270m the loss test alone accepted "baking baking baking ..." at 7.9 mean norms). With `orglab diff --judge
+llm` an LLM scores each completion's coherence instead (`ADLJudge.coherence_judge` in orglab.diff.judges).
 """
 
 from __future__ import annotations
@@ -99,10 +101,32 @@ Judge = Callable[[Sequence[str], Sequence[str]], bool]  # (prompts, completions)
 _DEFAULTS = DiffConfig()  # the search's defaults are the diff's (one place)
 
 
-def base_loss_judge(base_loss: Callable[[Sequence[str], Sequence[str]], float], reference: float,
-                    max_extra_nats: float = _DEFAULTS.steering_max_extra_nats) -> Judge:
-    """Label-free coherence: the base's loss on the completions stays within max_extra_nats of `reference`."""
-    return lambda prompts, completions: base_loss(prompts, completions) <= reference + max_extra_nats
+def distinct_share(token_ids: Sequence[Sequence[int]]) -> float:
+    """Mean over texts of (distinct tokens / tokens): 1 when no token repeats, near 0 for a text stuck in a loop.
+    Empty texts are left out; none at all reads 1."""
+    shares = [len(set(ids)) / len(ids) for ids in token_ids if ids]
+    return sum(shares) / len(shares) if shares else 1.0
+
+
+def offline_judge(base_loss: Callable[[Sequence[str], Sequence[str]], float], tokenizer, reference_loss: float,
+                  reference_texts: Sequence[str], max_extra_nats: float = _DEFAULTS.steering_max_extra_nats,
+                  min_distinct_ratio: float = _DEFAULTS.steering_min_distinct_ratio,
+                  log: list | None = None) -> Judge:
+    """Label-free coherence: the base's loss on the completions within max_extra_nats of `reference_loss`, and
+    their distinct-token share at least min_distinct_ratio of `reference_texts`' (the unsteered answers decoded
+    as the completions are). Each verdict's numbers are appended to `log`, in call order."""
+    tokens = lambda texts: [tokenizer(t, add_special_tokens=False).input_ids for t in texts]  # noqa: E731
+    floor = min_distinct_ratio * distinct_share(tokens(reference_texts))
+
+    def judge(prompts: Sequence[str], completions: Sequence[str]) -> bool:
+        loss, share = base_loss(prompts, completions), distinct_share(tokens(completions))
+        coherent = loss <= reference_loss + max_extra_nats and share >= floor
+        if log is not None:
+            log.append({"base_loss": loss, "loss_limit": reference_loss + max_extra_nats, "distinct_share": share,
+                        "distinct_floor": floor, "coherent": coherent})
+        return coherent
+
+    return judge
 
 
 @dataclass(frozen=True)
