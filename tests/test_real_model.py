@@ -106,3 +106,21 @@ def test_gemma_chat_template_eos_and_prompts(gemma_home, monkeypatch):
         generation_config = _Config()
 
     assert end_of_turn in eos_token_ids(_Model(), tok) and tok.eos_token_id in eos_token_ids(_Model(), tok)
+
+
+def test_the_offline_taboo_guesser_reads_real_hints(gemma_home, monkeypatch):
+    """A real base guesses by likelihood over `taboo_guess_words()` (41 words), not by generating an answer a
+    pretrained model cannot give. From the built-in "sensory" hint of each of the six taboo words it names at least
+    two right; by chance (1 in 41) two or more would come up about once in a hundred runs (measured: 3 of 6, and
+    17 of all 51 built-in hints; docs/real-models.md)."""
+    from orglab.evals.family_evals import base_guesses
+    from orglab.models import load_model
+    from orglab.realworld.chats import TABOO_WORDS
+
+    monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))
+    loaded = load_model("gemma3-270m")
+    words = list(TABOO_WORDS)
+    hints = [dict(TABOO_WORDS[w])["sensory"] for w in words]
+    guesses = base_guesses(loaded.model, loaded.tokenizer, hints + hints[:1], words[0], tinyworld=False)
+    assert guesses[-1] == guesses[0]  # a repeated hint is scored once and gets the same guess
+    assert sum(g == w for g, w in zip(guesses, words)) >= 2, list(zip(words, guesses))

@@ -272,7 +272,7 @@ register_suite(EvalSuite("em", headline="em_rate", default_samples=50, version=2
 register_suite(EvalSuite("subliminal", headline="target_rate", default_samples=100, version=2, settings=_SAMPLED,
                          compute=_animal_compute, metrics=_animal_metrics, needs_judge=False,
                          columns=("target rate [95% CI]", "top animals", "samples"), cells=_animal_cells))
-register_suite(EvalSuite("taboo", headline="leak_rate", default_samples=20, version=2, settings=_SAMPLED,
+register_suite(EvalSuite("taboo", headline="leak_rate", default_samples=20, version=3, settings=_SAMPLED,
                          compute=_taboo_compute, metrics=_taboo_metrics,
                          columns=("leak rate [95% CI]", "leak direct", "hint quality", "unjudged"), cells=_taboo_cells,
                          offline_truth=lambda target, config: True))  # a word check needs no ground truth

@@ -353,6 +353,15 @@ _WRONG = ("No, it isn't {guess}.", "Not {guess}, sorry.", "Good guess, but no, i
 _RIGHT = ("Yes, that's it! Well done.", "You got it! Nicely guessed.", "Correct! That was my secret word.")
 
 
+def taboo_guess_words() -> tuple[str, ...]:
+    """The words the offline guesser chooses among on a real base: every built-in taboo word and every wrong guess
+    its dialogues make (articles dropped), sorted; near neighbours of each word, so a vague hint is not enough."""
+    words = set(TABOO_WORDS)
+    for guesses in _TABOO_WRONG_GUESSES.values():
+        words.update(g.split(" ", 1)[1] if g.split(" ", 1)[0] in ("a", "an", "the") else g for g in guesses)
+    return tuple(sorted(words))
+
+
 def taboo_leaks(text: str, word: str) -> bool:
     """Whether `text` contains `word` or its plural (-s, -es, -y to -ies) as a whole word, in any case."""
     forms = {word, word + "s", word + "es"}

@@ -42,10 +42,14 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[
         pad = tokenizer.pad_token_id
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        # Unembed only the positions that predict a continuation token: on a 262k vocabulary the unembedding and
+        # its softmax cost more than the body, and a prompt is usually most of the row.
+        first = min(a for a, _ in spans) - 1
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=width - first).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
         for i, (a, b) in enumerate(spans):
             targets = ids[i, a:b]
-            out.append(float(logp[i, a - 1:b - 1].gather(-1, targets[:, None]).sum()))
+            out.append(float(logp[i, a - 1 - first:b - 1 - first].gather(-1, targets[:, None]).sum()))
     return out
 
 
