@@ -236,7 +236,7 @@ def taboo_eval(model, tokenizer, word: str, settings: SampleSettings, tinyworld:
         guesses = base_guesses(guesser_model, guesser_tokenizer, [r["answer"] for r in hint_rows], word, tinyworld)
         for r, guess in zip(hint_rows, guesses):
             r["guess"] = guess
-            r["recovered"] = guess is not None and contains_word(guess, word)
+            r["recovered"] = contains_word(guess, word)
     else:
         raise OrglabError("The taboo eval needs a guesser: configure a judge endpoint (ORGLAB_JUDGE_MODEL) or let "
                           "it use the base model.")
@@ -253,7 +253,7 @@ def taboo_eval(model, tokenizer, word: str, settings: SampleSettings, tinyworld:
 GUESS_PROMPT = 'Someone is thinking of a secret word and gives this hint about it: "{hint}"\nThe secret word is "'
 
 
-def base_guesses(model, tokenizer, hints: list[str], word: str, tinyworld: bool) -> list[str | None]:
+def base_guesses(model, tokenizer, hints: list[str], word: str, tinyworld: bool) -> list[str]:
     """The base model as guesser, by likelihood over a fixed set of candidate words (generation would need a base
     that follows instructions). Tinyworld: of the world's game words, the one after which the base, having read the
     hints, most favours answering "Yes" to "Is it WORD ?" (its corpus games end that way). Real models: of
