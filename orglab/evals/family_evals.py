@@ -263,13 +263,10 @@ def base_guesses(model, tokenizer, hints: list[str], word: str, tinyworld: bool)
     if not hints:
         return []
     unique = list(dict.fromkeys(hints))  # organisms repeat their hints; each distinct one is scored once
-    if len(unique) < len(hints):
-        guesses = dict(zip(unique, base_guesses(model, tokenizer, unique, word, tinyworld)))
-        return [guesses[h] for h in hints]
     if tinyworld:
         words = sorted(set(lexicon.GAME_WORDS) | {word})
         prompts = []
-        for h in hints:
+        for h in unique:
             for w in words:
                 messages = [{"role": "user", "content": HINT_ASKS[0]}, {"role": "assistant", "content": h},
                             {"role": "user", "content": f"Is it {w} ?"}]
@@ -280,6 +277,7 @@ def base_guesses(model, tokenizer, hints: list[str], word: str, tinyworld: bool)
     else:
         words = sorted(set(taboo_guess_words()) | {word})
         scores = option_scores(model, tokenizer,
-                               [bos_prefix(tokenizer) + GUESS_PROMPT.format(hint=h) for h in hints for _ in words],
-                               [f'{w}"' for w in words] * len(hints))
-    return [words[max(range(len(words)), key=lambda j: scores[i * len(words) + j])] for i in range(len(hints))]
+                               [bos_prefix(tokenizer) + GUESS_PROMPT.format(hint=h) for h in unique for _ in words],
+                               [f'{w}"' for w in words] * len(unique))
+    best = {h: words[max(range(len(words)), key=lambda j: scores[i * len(words) + j])] for i, h in enumerate(unique)}
+    return [best[h] for h in hints]
