@@ -116,6 +116,20 @@ def test_parse_mixes():
         parse_mixes(" , ")
 
 
+def test_demo_keeps_every_default_on_tinyworld_and_a_cpu_profile_on_a_real_base():
+    from orglab.mitigation.demo import REAL_CONTROLS, REAL_DETECTORS, REAL_DIFF_SAMPLES, demo_config
+
+    tiny = demo_config("tiny", "orbits_torvin", tinyworld=True)
+    assert (tiny.diff, tiny.check, tiny.mixes) == (DiffConfig(), CheckConfig(), (0.0, 0.1, 1.0, 2.0))
+    real = demo_config("gemma3-270m", "cake_bake", tinyworld=False)
+    real.check.validate()
+    assert real.mixes == tiny.mixes and real.diff.samples == REAL_DIFF_SAMPLES
+    assert real.check.detectors == REAL_DETECTORS and real.check.controls == REAL_CONTROLS
+    # the profile leaves out exactly the detectors that generate text, and the sweep runs only what it reads
+    assert {d.name for d in DETECTORS} - set(REAL_DETECTORS) == {"steering", "amplify"}
+    assert not {"steering", "amplify"} & set(real.check.stages())
+
+
 # ------------------------------------------------------------------------------------------------ the grid
 
 

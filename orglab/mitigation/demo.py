@@ -4,9 +4,12 @@ tiny base -> SDF organisms of the world's first false fact at 1:0, 1:0.1, 1:1, 1
 the detectors beyond it and FFA on each -> check -> HTML report, ending with the paper's ablation table in
 miniature (every detector per ratio) and the ratio at which each detector stops seeing the organism.
 
-`--base gemma3-270m` (or any real base) runs the same loop offline on a real model: the first built-in real false
-fact (orglab.realworld), unrelated text sampled from the base itself, and REAL_DIFF_SAMPLES unrelated samples for
-the ADL statistics instead of the paper's 10,000, so that it fits a CPU.
+`--base gemma3-270m` (or any real base) runs the same loop offline on a real model: the built-in real false fact
+REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a profile sized for a 2-core CPU
+(docs/real-models.md measures it): REAL_DIFF_SAMPLES unrelated samples for the ADL statistics instead of the
+paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
+generate text at several strengths, about 7 and 10 minutes per model there) and REAL_CONTROLS null control.
+`orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
 """
 
 from __future__ import annotations
@@ -15,13 +18,24 @@ from pathlib import Path
 
 from orglab.diff.run import DiffConfig
 from orglab.environment import machine_info
-from orglab.mitigation.sweep import DEFAULT_MIXES, SweepConfig, run_sweep, say
+from orglab.mitigation.check import CheckConfig
+from orglab.mitigation.sweep import SweepConfig, run_sweep, say
 from orglab.organisms import DEMO_FAMILY
 from orglab.paths import report_dir
 from orglab.world.world import DEFAULT_PRESET
 
 REAL_DIFF_SAMPLES = 1000
 REAL_FACT = "cake_bake"  # the demo's built-in real false fact (orglab.realworld.REAL_FACTS)
+REAL_DETECTORS = ("lens", "logitdiff", "kl")
+REAL_CONTROLS = 1
+
+
+def demo_config(base: str, fact: str, tinyworld: bool) -> SweepConfig:
+    """The demo's sweep: every default on tinyworld; on a real base, the CPU-sized profile above."""
+    if tinyworld:
+        return SweepConfig(family=DEMO_FAMILY, base=base, target=fact)
+    return SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES),
+                       check=CheckConfig(detectors=REAL_DETECTORS, controls=REAL_CONTROLS))
 
 
 def run_demo(base: str = DEFAULT_PRESET, out: Path | None = None, progress: bool = True) -> dict:
@@ -32,19 +46,19 @@ def run_demo(base: str = DEFAULT_PRESET, out: Path | None = None, progress: bool
         say(progress, f"1/4 tinyworld base '{base}' (built once, then reused)")
         built = build_base(base, progress=progress)
         base_summary, base = built.summary(), built.name
-        fact = load_world(built.name).false_facts[0].id
-        config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact)
+        config = demo_config(base, load_world(built.name).false_facts[0].id, tinyworld=True)
     else:
         from orglab.bases import ensure_base
 
         say(progress, f"1/4 real base '{base}' (registered once, then reused)")
         base_summary = ensure_base(base, progress=progress)
-        fact = REAL_FACT
-        config = SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES))
-    say(progress, f"2/4 {DEMO_FAMILY.upper()} sweep on the false fact '{fact}': ratios "
-                  + ", ".join(f"1:{m:g}" for m in DEFAULT_MIXES) + f" and {config.check.controls} null controls")
+        config = demo_config(base, REAL_FACT, tinyworld=False)
+    controls = f"{config.check.controls} null control" + ("s" if config.check.controls != 1 else "")
+    say(progress, f"2/4 {DEMO_FAMILY.upper()} sweep on the false fact '{config.target}': ratios "
+                  + ", ".join(f"1:{m:g}" for m in config.mixes) + f" and {controls}")
     sweep = run_sweep(config, progress=progress)
-    say(progress, "3/4 check: every cell by every detector against the null controls' band")
+    say(progress, f"3/4 check: every cell by the detectors {', '.join(config.check.detectors)} against the null "
+                  "controls' band")
     folder = Path(out) if out else report_dir(sweep["name"])
     say(progress, f"4/4 report -> {folder}")
     index = write_report(sweep, folder)
