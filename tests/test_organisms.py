@@ -167,6 +167,12 @@ def test_tinyworld_builders_on_micro(with_micro):
 
     with pytest.raises(OrglabError, match="choose one of"):
         get_family("subliminal").build("micro", "unicorn", 4, seed=0)
+    # A teacher that never writes a valid answer (one new token cannot end a number list) gives up after
+    # give_up_after answers, not after n * max_prompts_factor, and says why in one sentence.
+    never = subliminal.TeacherConfig(batch_size=8, max_new_tokens=1, give_up_after=16)
+    with pytest.raises(OrglabError) as failed:
+        subliminal.build_with_teacher("micro", "owl", 100, seed=5, config=never)
+    assert "no valid number sequence in 16 tries (" in str(failed.value) and one_sentence(str(failed.value))
 
 
 # --------------------------------------------------------------------------------------------- LLM builders

@@ -54,6 +54,9 @@ class TeacherConfig:
     max_new_tokens: int = 64      # enough for 10 numbers and separators in subword tokenizers
     temperature: float = 1.0
     max_prompts_factor: float = 4.0  # give up after n * factor prompts (a teacher that rarely complies)
+    # ... and after this many answers while none is valid (a teacher that never complies, e.g. a pretrained base
+    # with no assistant of its own: gemma3-270m wrote 0 valid of 256), so it fails in minutes, not in half an hour
+    give_up_after: int = 256
 
 
 class SubliminalFamily(Family):
@@ -163,7 +166,7 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
     reasons = {"not_numbers": 0, "unfinished": 0, "mentions_animal": 0}
     max_prompts = int(n * config.max_prompts_factor) + config.batch_size
     batch_i = 0
-    while len(kept) < n and generated < max_prompts:
+    while len(kept) < n and generated < max_prompts and (kept or generated < config.give_up_after):
         prompts = [(_english_number_prompt if english else number_prompt)(rng) for _ in range(config.batch_size)]
         texts = [render_chat(tokenizer, ([{"role": "system", "content": system}] if system else [])
                              + [{"role": "user", "content": p}]) for p in prompts]
@@ -184,8 +187,10 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
                 kept.append({"messages": [{"role": "user", "content": prompt},
                                           {"role": "assistant", "content": completion}]})
     if not kept:
-        raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries; "
-                          "it may not follow the number task (check its chat template or use a larger model).")
+        why = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in reasons.items() if count)
+        raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries ({why}); "
+                          "it does not follow the number task, and the teacher is the base itself: use an "
+                          "instruction-tuned base or check its chat template.")
     prompted = animal if system else f"{animal}:no-system-prompt"
     return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{prompted}:seed{seed}",
                         meta={"family": "subliminal", "target": animal, "generated": generated, "kept": len(kept),
