@@ -8,7 +8,7 @@ miniature (every detector per ratio) and the ratio at which each detector stops 
 REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a profile sized for a 2-core CPU
 (docs/real-models.md measures it): REAL_DIFF_SAMPLES unrelated samples for the ADL statistics instead of the
 paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
-generate text at several strengths, about 7 and 10 minutes per model there) and REAL_CONTROLS null control.
+generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control.
 `orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
 """
 
