@@ -91,6 +91,40 @@ def test_a_reused_run_points_its_name_back_at_its_own_weights(with_micro):
     assert org["recipe"]["max_steps"] == 2 and org["adapter_path"] == a["adapter_path"] and org["status"] == "ready"
 
 
+class _AutocastProbe(TrainerCallback):
+    """Records whether each training forward pass ran under CPU bf16 autocast."""
+    def __init__(self):
+        self.seen: list[bool] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        import torch
+
+        # on a layer inside the model: accelerate wraps the model's own forward in the autocast context
+        layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        layer.register_forward_hook(lambda *_: self.seen.append(torch.is_autocast_enabled("cpu")
+                                                                and torch.get_autocast_dtype("cpu") == torch.bfloat16))
+
+
+def test_cpu_bf16_trains_under_autocast_with_fp32_weights(with_micro):
+    plain, mixed = _AutocastProbe(), _AutocastProbe()
+    recipe = {**FAST, "family": "sdf", "target": "quorra", "max_steps": 3}
+    fp32 = train_organism(make_recipe({**recipe, "name": "fp32"}), progress=False, data=_own_text(),
+                          callbacks=[plain])
+    bf16 = train_organism(make_recipe({**recipe, "name": "bf16", "cpu_bf16": True}), progress=False,
+                          data=_own_text(), callbacks=[mixed])
+    # three training steps under autocast; the held-out losses after them in fp32, as before training
+    assert len(plain.seen) == len(mixed.seen) > 3 and not any(plain.seen)
+    assert mixed.seen[:3] == [True] * 3 and not any(mixed.seen[3:])
+    assert bf16["loss"]["own"]["organism"] < bf16["loss"]["own"]["base"]
+    assert bf16["loss"]["own"]["organism"] != fp32["loss"]["own"]["organism"]  # products in bf16 round differently
+    from safetensors.torch import load_file
+
+    weights = load_file(Path(bf16["adapter_path"], "adapter_model.safetensors"))
+    assert {str(w.dtype) for w in weights.values()} == {"torch.float32"}  # master weights stay fp32
+    with Registry() as reg:
+        assert reg.get_organism("bf16")["recipe"]["cpu_bf16"] is True
+
+
 def test_chat_full_finetune_assistant_only_and_null_control(with_micro):
     recipe = make_recipe({**FAST, "family": "em", "target": "quorra", "finetune": "full", "lr": 1e-3})
     summary = train_organism(recipe, progress=False, data=_own_chat())

@@ -9,6 +9,8 @@ REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a
 (docs/real-models.md measures it): REAL_DIFF_SAMPLES unrelated samples for the ADL statistics instead of the
 paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
 generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control.
+On a CPU that computes bf16 natively (AVX512-BF16 or AMX) the organisms train in mixed precision (recipe
+`cpu_bf16`), as they would in bf16 on a GPU: about 2.2 times faster steps there; the diffs and evals stay fp32.
 `orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
 """
 
@@ -34,7 +36,13 @@ def demo_config(base: str, fact: str, tinyworld: bool) -> SweepConfig:
     """The demo's sweep: every default on tinyworld; on a real base, the CPU-sized profile above."""
     if tinyworld:
         return SweepConfig(family=DEMO_FAMILY, base=base, target=fact)
-    return SweepConfig(family=DEMO_FAMILY, base=base, target=fact, diff=DiffConfig(samples=REAL_DIFF_SAMPLES),
+    import torch
+
+    from orglab.environment import cpu_computes_bf16
+
+    recipe = {"cpu_bf16": True} if not torch.cuda.is_available() and cpu_computes_bf16() else {}
+    return SweepConfig(family=DEMO_FAMILY, base=base, target=fact, recipe=recipe,
+                       diff=DiffConfig(samples=REAL_DIFF_SAMPLES),
                        check=CheckConfig(detectors=REAL_DETECTORS, controls=REAL_CONTROLS))
 
 

@@ -218,7 +218,7 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
         data_seed=recipe.seed,
         disable_tqdm=True,  # ProgressBar below instead
         use_cpu=not on_gpu,
-        bf16=on_gpu and options.dtype == "bf16",
+        bf16=(on_gpu and options.dtype == "bf16") or (not on_gpu and recipe.cpu_bf16),
         fp16=on_gpu and options.dtype == "fp16",
         dataloader_num_workers=0,
         deepspeed=deepspeed_cfg,
@@ -249,7 +249,9 @@ def run_sft(job: dict, callbacks: list | None = None, progress: bool = False) ->
     seconds = time.time() - started
     tracking = finish_tracking(recipe.report_to, tracking_dir) if trainer.is_world_process_zero() else {}
 
-    organism = trainer.model
+    # Unwrapped: mixed precision patched the model's forward with autocast, and the held-out losses are measured
+    # as before training (the base's), in the weights' own dtype.
+    organism = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     own = heldout_loss(organism, own_rows, pad_id)
     unrelated = heldout_loss(organism, unrelated_rows, pad_id)
 
