@@ -255,10 +255,21 @@ def test_detectors_are_registered_reused_and_recomputed_when_a_setting_changes(s
     again = run_diff(organism, SMALL, progress=False)
     assert all(s["reused"] for s in again["stages"].values())
     assert again["summary"] == pytest.approx(summary)
-    changed = run_diff(organism, replace(SMALL, kl_samples=100, logitdiff_top_k=10), progress=False)
+    import orglab.diff.nexttoken as nexttoken
+
+    passes = []
+    paired = nexttoken.paired_logprobs
+    monkeypatch.setattr(nexttoken, "paired_logprobs", lambda *a, **k: passes.append(a[2]) or paired(*a, **k))
+    setting = replace(SMALL, kl_samples=100, logitdiff_top_k=10)
+    changed = run_diff(organism, setting, progress=False)
     assert changed["stages"]["amplify"]["reused"]
     assert not changed["stages"]["kl"]["reused"] and not changed["stages"]["logitdiff"]["reused"]
-    assert changed["stages"]["kl"]["n_samples"] == 100
+    assert changed["stages"]["kl"]["n_samples"] == 100 and changed["stages"]["logitdiff"]["n_samples"] == 200
+    assert len(passes) == 1 and len(passes[0]) == 200  # one forward pass over the texts fed both detectors
+    # and each detector alone gives the same numbers (the pass reads the same positions in the same batches)
+    for stage, keys in (("logitdiff", ("positions", "pooled", "relevance")), ("kl", ("by_position",))):
+        alone = run_diff(organism, replace(setting, stages=(stage,)), force=True, progress=False)["stages"][stage]
+        assert not alone["reused"] and all(alone[k] == changed["stages"][stage][k] for k in keys), stage
 
 
 def test_sdf_organism_reads_as_its_domain_more_than_its_control(sdf_pair, monkeypatch):

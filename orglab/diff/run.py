@@ -261,7 +261,11 @@ def _needed_by(stage: str, wanted) -> bool:
 # changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
 # are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
 STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 2, "causal": 1,
-                  "logitdiff": 1, "kl": 1, "amplify": 2}
+                  "logitdiff": 2, "kl": 1, "amplify": 2}
+
+# What the logit-level detectors' shared forward pass reads (stages._logit_totals).
+LOGIT_PASS_SETTINGS = ("logitdiff_samples", "logitdiff_top_k", "kl_samples", "samples", "seed", "unrelated",
+                       "positions", "collect_positions")
 
 # The DiffConfig fields each stage reads (its own code and the helpers it calls), hashed into its config under
 # their field names. Fields read by no stage are `NOT_HASHED`; tests/test_config_hash.py checks both lists.
@@ -276,10 +280,11 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
                  "steering_search_max_new_tokens", "steering_max_extra_nats", "steering_min_distinct_ratio",
                  "similarity_finetune_samples"),
     "causal": ("positions", "causal_texts", "seed", "causal_random_directions", "causal_max_length"),
-    # samples, seed and unrelated pick the unrelated texts these stages read (ctx.unrelated)
-    "logitdiff": ("logitdiff_samples", "logitdiff_top_k", "samples", "seed", "unrelated", "positions",
-                  "relevance_top", "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing"),
-    "kl": ("kl_samples", "samples", "seed", "unrelated", "positions", "collect_positions"),
+    # samples, seed and unrelated pick the unrelated texts these stages read (ctx.unrelated); the two share one
+    # forward pass (stages._logit_totals), whose batches follow both sample counts, so each hashes the pass's settings
+    "logitdiff": (*LOGIT_PASS_SETTINGS, "relevance_top", "relevance_count_floor", "relevance_min_log_odds",
+                  "relevance_smoothing"),
+    "kl": LOGIT_PASS_SETTINGS,
     "amplify": ("amplify_scales", "amplify_empty_context_samples", "steering_prompts", "steering_samples",
                 "steering_max_new_tokens", "steering_search_prompts", "steering_search_max_new_tokens",
                 "steering_max_extra_nats", "steering_min_distinct_ratio", "embedder", "seed",

@@ -265,26 +265,63 @@ def causal(ctx, folder: Path, done: dict, progress: bool):
 # ---------------------------------------------------------------------------------------------- beyond ADL
 
 
+def _logit_totals(ctx, stage: str, progress: bool):
+    """The totals `stage` ("logitdiff" or "kl") reads. One forward pass of organism and base over the unrelated
+    texts feeds both detectors this diff runs (the stage, and the other when `ctx.config.stages` names it), so
+    the texts are read once: on a real vocabulary the unembedding and the log-softmax over 262,144 tokens are
+    most of each stage's time. The pass reads `collect_positions` positions in batches cut from both stages'
+    samples, whichever stages it feeds, so a stage's result does not depend on whether the other ran beside it
+    (and each hashes both sample counts: run.LOGIT_PASS_SETTINGS); each stage folds in its own first samples
+    only. Kept in ctx.memo for the second stage."""
+    if stage in ctx.memo.get("logit_totals", {}):
+        return ctx.memo["logit_totals"][stage]
+    from tqdm.auto import tqdm
+
+    from orglab.diff.kl import KLTotals
+    from orglab.diff.logitdiff import LogitDiffTotals, logprob_difference
+    from orglab.diff.nexttoken import paired_logprobs
+
+    c = ctx.config
+    counts = {"logitdiff": c.logitdiff_samples, "kl": c.kl_samples}
+    samples = {s: n for s, n in counts.items() if s == stage or s in c.stages}
+    # The batches are cut from the texts of both counts, whichever stages run, so a stage's batches (the last
+    # one's padding included) never depend on what ran beside it; the pass stops after the last batch it needs.
+    texts = ctx.unrelated[:max(counts.values())]
+    needed = min(len(texts), max(samples.values()))
+    P, vocab = c.positions, ctx.model.get_output_embeddings().weight.shape[0]
+    empty = {"logitdiff": lambda: LogitDiffTotals.empty(P, vocab, c.logitdiff_top_k),
+             "kl": lambda: KLTotals.empty(c.collect_positions)}
+    totals = {s: empty[s]() for s in samples}
+    label = " and ".join({"logitdiff": "logit-difference mining", "kl": "KL divergence"}[s] for s in samples)
+    bar = tqdm(total=needed, desc=label, unit="sample", disable=not progress)
+    seen = 0
+    for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, c.collect_positions,
+                                                 base=ctx.base_model, batch_size=c.batch_size):
+        rows = {s: max(0, min(len(mask), n - seen)) for s, n in samples.items()}  # this batch's rows per stage
+        seen += len(mask)
+        bar.update(min(seen, needed) - bar.n)
+        if rows.get("logitdiff"):
+            r = rows["logitdiff"]
+            totals["logitdiff"].add(logprob_difference(lp_org[:r, :P], lp_base[:r, :P]), mask[:r, :P])
+        if rows.get("kl"):
+            r = rows["kl"]
+            totals["kl"].add(lp_org[:r], lp_base[:r], mask[:r])
+        if seen >= needed:
+            break
+    bar.close()
+    ctx.memo["logit_totals"] = totals
+    return totals[stage]
+
+
 def logitdiff(ctx, folder: Path, done: dict, progress: bool):
     """Logit-difference mining (orglab.diff.logitdiff): the tokens the organism makes likelier than its base at
     positions 0..k-1 of unrelated text, and their relevance as for the lens."""
-    from tqdm.auto import tqdm
-
-    from orglab.diff.logitdiff import LogitDiffTotals, logprob_difference, rank_by_frequency, rank_by_mean_diff
-    from orglab.diff.nexttoken import paired_logprobs
+    from orglab.diff.logitdiff import rank_by_frequency, rank_by_mean_diff
     from orglab.tokens import display_token
 
     c = ctx.config
-    texts = ctx.unrelated[:c.logitdiff_samples]
     P, K = c.positions, c.logitdiff_top_k
-    bar = tqdm(total=len(texts), desc="logit-difference mining", unit="sample", disable=not progress)
-    totals = None
-    for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, P, base=ctx.base_model,
-                                                 batch_size=c.batch_size, on_batch=bar.update):
-        if totals is None:
-            totals = LogitDiffTotals.empty(P, lp_org.shape[-1], K)
-        totals.add(logprob_difference(lp_org, lp_base), mask)
-    bar.close()
+    totals, n_texts = _logit_totals(ctx, "logitdiff", progress), min(c.logitdiff_samples, len(ctx.unrelated))
     frequency, mean_diff = totals.frequency(), totals.mean_diff()
 
     def readout(ids, freq, mean):  # [token as displayed, id, top-K frequency, mean difference in nats]
@@ -312,7 +349,7 @@ def logitdiff(ctx, folder: Path, done: dict, progress: bool):
                "logitdiff_relevance_mean_diff": relevance["by_mean_diff"]["max"],
                "logitdiff_relevance_pooled": relevance["pooled_by_frequency"],
                "logitdiff_max_mean_diff": float(mean_diff[totals.n > 0].max()) if bool((totals.n > 0).any()) else 0.0}
-    result = {"n_samples": len(texts), "top_k": K, "positions": positions, "pooled": pooled, "relevance": relevance,
+    result = {"n_samples": n_texts, "top_k": K, "positions": positions, "pooled": pooled, "relevance": relevance,
               "rule": "data-grounded log-odds over token keys (displayed, lower-cased)"}
     if ctx.judge is not None:
         llm = _llm_readout_relevance(ctx, [ids_of(pos["by_frequency"]) for pos in positions], k, P)
@@ -323,22 +360,13 @@ def logitdiff(ctx, folder: Path, done: dict, progress: bool):
 
 def kl(ctx, folder: Path, done: dict, progress: bool):
     """Per-position KL(organism || base) of next-token distributions on unrelated text (orglab.diff.kl)."""
-    from tqdm.auto import tqdm
-
-    from orglab.diff.kl import KLTotals, kl_summary
-    from orglab.diff.nexttoken import paired_logprobs
+    from orglab.diff.kl import kl_summary
 
     c = ctx.config
-    texts = ctx.unrelated[:c.kl_samples]
-    totals = KLTotals.empty(c.collect_positions)
-    bar = tqdm(total=len(texts), desc="KL divergence", unit="sample", disable=not progress)
-    for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, c.collect_positions,
-                                                 base=ctx.base_model, batch_size=c.batch_size, on_batch=bar.update):
-        totals.add(lp_org, lp_base, mask)
-    bar.close()
+    totals = _logit_totals(ctx, "kl", progress)
     by_position = totals.by_position()
     metrics = kl_summary(by_position, c.positions)
-    return {"n_samples": len(texts), "early_positions": c.positions, "by_position": by_position,
+    return {"n_samples": min(c.kl_samples, len(ctx.unrelated)), "early_positions": c.positions, "by_position": by_position,
             "samples_by_position": [int(n) for n in totals.n], **metrics}, metrics, []
 
 

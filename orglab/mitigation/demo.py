@@ -26,7 +26,7 @@ from orglab.organisms import DEMO_FAMILY
 from orglab.paths import report_dir
 from orglab.world.world import DEFAULT_PRESET
 
-REAL_DIFF_SAMPLES = 1000
+REAL_DIFF_SAMPLES = 500
 REAL_FACT = "cake_bake"  # the demo's built-in real false fact (orglab.realworld.REAL_FACTS)
 REAL_DETECTORS = ("lens", "logitdiff", "kl")
 REAL_CONTROLS = 1
