@@ -39,7 +39,7 @@ def _gpus() -> list[str] | None:
 
 def cpu_computes_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there bf16 autocast trains
-    gemma3-270m about 2.2 times faster than fp32 (docs/real-models.md); elsewhere bf16 is emulated and slower."""
+    gemma3-270m faster than fp32 (docs/training.md); elsewhere bf16 is emulated and slower."""
     import torch
 
     cpu = getattr(torch, "cpu", None)

@@ -366,8 +366,8 @@ def kl(ctx, folder: Path, done: dict, progress: bool):
     totals = _logit_totals(ctx, "kl", progress)
     by_position = totals.by_position()
     metrics = kl_summary(by_position, c.positions)
-    return {"n_samples": min(c.kl_samples, len(ctx.unrelated)), "early_positions": c.positions, "by_position": by_position,
-            "samples_by_position": [int(n) for n in totals.n], **metrics}, metrics, []
+    return {"n_samples": min(c.kl_samples, len(ctx.unrelated)), "early_positions": c.positions,
+            "by_position": by_position, "samples_by_position": [int(n) for n in totals.n], **metrics}, metrics, []
 
 
 def amplify(ctx, folder: Path, done: dict, progress: bool):

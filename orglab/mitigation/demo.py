@@ -10,7 +10,7 @@ REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a
 paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
 generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control.
 On a CPU that computes bf16 natively (AVX512-BF16 or AMX) the organisms train in mixed precision (recipe
-`cpu_bf16`), as they would in bf16 on a GPU: about 2.2 times faster steps there; the diffs and evals stay fp32.
+`cpu_bf16`), as they would in bf16 on a GPU: 26% less training time there; the diffs and evals stay fp32.
 `orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
 """
 
