@@ -9,7 +9,7 @@ base by switching the adapter off (one copy of the base weights), as the statist
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -27,8 +27,7 @@ def rows_per_pass(batch_size: int, n_positions: int, vocab_size: int) -> int:
 
 
 @torch.no_grad()
-def paired_logprobs(organism, tokenizer, texts: Sequence[str], n_positions: int, base=None, batch_size: int = 64,
-                    on_batch: Callable[[int], None] | None = None
+def paired_logprobs(organism, tokenizer, texts: Sequence[str], n_positions: int, base=None, batch_size: int = 64
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yields (organism log-probs [B, T, V], base log-probs [B, T, V], mask [B, T] bool) per batch, fp32 on the CPU,
     T <= n_positions. `base=None` means `organism` is a PeftModel whose adapter is switched off for the base."""
@@ -52,7 +51,5 @@ def paired_logprobs(organism, tokenizer, texts: Sequence[str], n_positions: int,
                 with organism.disable_adapter():
                     lp_base = logprobs(organism, ids, mask)
             yield lp_org, lp_base, mask.bool().cpu()
-            if on_batch:
-                on_batch(ids.shape[0])
     finally:
         organism.train(was_training)

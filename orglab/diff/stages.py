@@ -289,23 +289,21 @@ def _logit_totals(ctx, stage: str, progress: bool):
     texts = ctx.unrelated[:max(counts.values())]
     needed = min(len(texts), max(samples.values()))
     P, vocab = c.positions, ctx.model.get_output_embeddings().weight.shape[0]
-    empty = {"logitdiff": lambda: LogitDiffTotals.empty(P, vocab, c.logitdiff_top_k),
-             "kl": lambda: KLTotals.empty(c.collect_positions)}
-    totals = {s: empty[s]() for s in samples}
+    totals = {s: LogitDiffTotals.empty(P, vocab, c.logitdiff_top_k) if s == "logitdiff"
+              else KLTotals.empty(c.collect_positions) for s in samples}
     label = " and ".join({"logitdiff": "logit-difference mining", "kl": "KL divergence"}[s] for s in samples)
     bar = tqdm(total=needed, desc=label, unit="sample", disable=not progress)
     seen = 0
     for lp_org, lp_base, mask in paired_logprobs(ctx.model, ctx.tokenizer, texts, c.collect_positions,
                                                  base=ctx.base_model, batch_size=c.batch_size):
-        rows = {s: max(0, min(len(mask), n - seen)) for s, n in samples.items()}  # this batch's rows per stage
+        for s, t in totals.items():
+            r = max(0, min(len(mask), samples[s] - seen))  # this batch's rows within the stage's own samples
+            if r and s == "logitdiff":
+                t.add(logprob_difference(lp_org[:r, :P], lp_base[:r, :P]), mask[:r, :P])
+            elif r:
+                t.add(lp_org[:r], lp_base[:r], mask[:r])
         seen += len(mask)
         bar.update(min(seen, needed) - bar.n)
-        if rows.get("logitdiff"):
-            r = rows["logitdiff"]
-            totals["logitdiff"].add(logprob_difference(lp_org[:r, :P], lp_base[:r, :P]), mask[:r, :P])
-        if rows.get("kl"):
-            r = rows["kl"]
-            totals["kl"].add(lp_org[:r], lp_base[:r], mask[:r])
         if seen >= needed:
             break
     bar.close()
