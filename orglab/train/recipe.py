@@ -128,7 +128,8 @@ class Recipe(BaseModel):
         "batches (full finetuning keeps a second, frozen copy of the base)"))
     adl_penalty: float = Field(default=0.0, ge=0.0, allow_inf_nan=False, description=(
         "weight of the squared norm of the mean residual difference (organism - base) at the first positions of "
-        "unrelated batches, the quantity the Activation Difference Lens reads"))
+        "unrelated batches, the quantity the Activation Difference Lens reads; in squared residual units, so "
+        "per model: 0.01-0.1 on tinyworld, 1e-6-1e-5 on gemma3-270m"))
     adl_layers: tuple[float, ...] | None = Field(default=None, min_length=1, description=(
         "layers of the ADL penalty as fractions of depth, comma-separated (as orglab diff --layers; default where "
         "orglab diff reads: 0.5 on tinyworld bases, 0.8 on real ones)"))
