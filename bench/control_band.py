@@ -1,11 +1,14 @@
 """How far apart null controls of different seeds fall, per detector: the noise `check`'s margins must cover.
 
     python bench/control_band.py --like sdf-orbits_torvin-mix1-0 --seeds 2000,3000,4000,5000,6000,7000
+    python bench/control_band.py --like sdf-cake_bake-mix1-0 --detectors lens,logitdiff,kl --samples 500 \
+        --seeds 0,1000,2000,3000,4000,5000,6000,7000     # gemma3-270m, with the real demo's profile
 
 Trains (or reuses) one null control of organism `--like` per seed, runs every detector's diff stage on each
-(DiffConfig and CheckConfig defaults, as a sweep does), and plays every false-positive trial `check` could meet:
-each control judged against the band of every set of `--band` others (the band is their min-max, as in `check`;
-the default, one other, is how a sweep's two controls are judged against each other).
+(DiffConfig and CheckConfig defaults, as a sweep does, unless --detectors or --samples narrow them), and plays
+every false-positive trial `check` could meet: each control judged against the band of every set of `--band`
+others (the band is their min-max, as in `check`; the default, one other, is how a sweep's two controls are judged
+against each other).
 Per detector it prints the controls' values, the largest excess of a control over the top of such a band, that
 excess's `--quantile`, and how many trials today's default margin would flag. A margin below the largest excess
 flags a control somewhere; the table says which margin would not, on this base. Results go to
@@ -20,7 +23,8 @@ import itertools
 import json
 import statistics
 
-from orglab.diff.run import DiffConfig, run_diff
+from orglab.diff.run import DiffConfig, run_diff, with_overrides
+from orglab.errors import OrglabError
 from orglab.mitigation.check import DETECTORS, CheckConfig
 from orglab.mitigation.sweep import with_detector_stages
 from orglab.paths import orglab_home
@@ -28,19 +32,21 @@ from orglab.registry import Registry
 from orglab.train.api import train_control
 
 
-def control_values(like: str, seeds: list[int]) -> dict[int, dict]:
+def control_values(like: str, seeds: list[int], check: CheckConfig = CheckConfig(),
+                   diff: DiffConfig = DiffConfig()) -> dict[int, dict]:
     """seed -> the detector summary of that seed's null control of `like` (trained and diffed, or cached)."""
     with Registry() as reg:
         organism = reg.get_organism(like)
     if organism is None:
         raise SystemExit(f"No organism named '{like}' is registered; train it first (orglab demo trains the "
                          "demo's).")
-    diff = with_detector_stages(DiffConfig(), CheckConfig())
+    diff = with_detector_stages(diff, check)
     out = {}
     for seed in seeds:
         name = train_control(organism["base"], like, seed=seed, progress=False)["organism"]
         summary = run_diff(name, diff, progress=False)["summary"]
-        out[seed] = {d.name: summary.get(d.metric) for d in DETECTORS} | {"organism": name}
+        measured = {d.name: summary.get(d.metric) for d in DETECTORS if d.name in check.detectors}
+        out[seed] = measured | {"organism": name}
     return out
 
 
@@ -66,19 +72,31 @@ def main() -> None:
     p.add_argument("--band", type=int, default=CheckConfig().controls - 1,
                    help="controls in a band (default: check's --controls minus the control being judged)")
     p.add_argument("--quantile", type=float, default=0.95, help="the quantile of the excess to report")
+    # The real demo's profile (orglab/mitigation/demo.py): --detectors lens,logitdiff,kl --samples 500, so its
+    # cached control stages are reused and steering's hour per model is skipped.
+    p.add_argument("--detectors", default=",".join(CheckConfig().detectors),
+                   help="the detectors to calibrate, comma-separated (default: check's)")
+    p.add_argument("--samples", type=int, default=None, help="unrelated samples for the diff (default: the diff's)")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if len(seeds) < args.band + 1:
         raise SystemExit(f"--seeds gives {len(seeds)} controls; a band of {args.band} needs at least "
                          f"{args.band + 1} to judge one against the others.")
-    values = control_values(args.like, seeds)
-    defaults = CheckConfig()
+    defaults = CheckConfig(detectors=tuple(d.strip() for d in args.detectors.split(",") if d.strip()))
+    try:
+        defaults.validate()
+    except OrglabError as e:
+        raise SystemExit(str(e)) from None
+    diff = with_overrides(DiffConfig(), samples=args.samples) if args.samples else DiffConfig()
+    values = control_values(args.like, seeds, defaults, diff)
     rows = []
     print(f"{len(seeds)} null controls of {args.like}, bands of {args.band}, "
           f"{len(seeds) * len(list(itertools.combinations(range(len(seeds) - 1), args.band)))} trials per detector")
     print(f"{'detector':10} {'controls mean':>13} {'sd':>7} {'max excess':>10} {'q' + str(args.quantile):>8} "
           f"{'margin':>7} {'flagged':>8}")
     for d in DETECTORS:
+        if d.name not in defaults.detectors:
+            continue
         vals = [values[s][d.name] for s in seeds]
         if any(v is None for v in vals):
             print(f"{d.name:10} not measured on every control")
