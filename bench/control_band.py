@@ -22,14 +22,18 @@ import argparse
 import itertools
 import json
 import statistics
+from dataclasses import fields
 
 from orglab.diff.run import DiffConfig, run_diff, with_overrides
-from orglab.errors import OrglabError
 from orglab.mitigation.check import DETECTORS, CheckConfig
 from orglab.mitigation.sweep import with_detector_stages
 from orglab.paths import orglab_home
 from orglab.registry import Registry
 from orglab.train.api import train_control
+
+
+# check's own parser of --detectors (one sentence for an unknown name)
+DETECTORS_PARSER = next(f for f in fields(CheckConfig) if f.name == "detectors").metadata["parse"]
 
 
 def control_values(like: str, seeds: list[int], check: CheckConfig = CheckConfig(),
@@ -74,7 +78,7 @@ def main() -> None:
     p.add_argument("--quantile", type=float, default=0.95, help="the quantile of the excess to report")
     # The real demo's profile (orglab/mitigation/demo.py): --detectors lens,logitdiff,kl --samples 500, so its
     # cached control stages are reused and steering's hour per model is skipped.
-    p.add_argument("--detectors", default=",".join(CheckConfig().detectors),
+    p.add_argument("--detectors", type=DETECTORS_PARSER, default=CheckConfig().detectors,
                    help="the detectors to calibrate, comma-separated (default: check's)")
     p.add_argument("--samples", type=int, default=None, help="unrelated samples for the diff (default: the diff's)")
     args = p.parse_args()
@@ -82,21 +86,14 @@ def main() -> None:
     if len(seeds) < args.band + 1:
         raise SystemExit(f"--seeds gives {len(seeds)} controls; a band of {args.band} needs at least "
                          f"{args.band + 1} to judge one against the others.")
-    defaults = CheckConfig(detectors=tuple(d.strip() for d in args.detectors.split(",") if d.strip()))
-    try:
-        defaults.validate()
-    except OrglabError as e:
-        raise SystemExit(str(e)) from None
-    diff = with_overrides(DiffConfig(), samples=args.samples) if args.samples else DiffConfig()
-    values = control_values(args.like, seeds, defaults, diff)
+    defaults = CheckConfig(detectors=args.detectors)
+    values = control_values(args.like, seeds, defaults, with_overrides(DiffConfig(), samples=args.samples))
     rows = []
     print(f"{len(seeds)} null controls of {args.like}, bands of {args.band}, "
           f"{len(seeds) * len(list(itertools.combinations(range(len(seeds) - 1), args.band)))} trials per detector")
     print(f"{'detector':10} {'controls mean':>13} {'sd':>7} {'max excess':>10} {'q' + str(args.quantile):>8} "
           f"{'margin':>7} {'flagged':>8}")
-    for d in DETECTORS:
-        if d.name not in defaults.detectors:
-            continue
+    for d in (d for d in DETECTORS if d.name in defaults.detectors):
         vals = [values[s][d.name] for s in seeds]
         if any(v is None for v in vals):
             print(f"{d.name:10} not measured on every control")
