@@ -10,10 +10,10 @@ every false-positive trial `check` could meet: each control judged against the b
 others (the band is their min-max, as in `check`; the default, one other, is how a sweep's two controls are judged
 against each other).
 Per detector it prints the controls' values, the largest excess of a control over the top of such a band, that
-excess's `--quantile`, and how many trials today's default margin would flag. A margin below the largest excess
-flags a control somewhere; the table says which margin would not, on this base. Results go to
-ORGLAB_HOME/bench/control_band-<like>.json. Margins are in each detector's own units, so a real base needs its
-own run (its KL, for one, is on another scale).
+excess's `--quantile`, and how many trials the margin `check` uses on this base today (its CALIBRATED_MARGINS,
+else tinyworld's) would flag. A margin below the largest excess flags a control somewhere; the table says which
+margin would not, on this base. Results go to ORGLAB_HOME/bench/control_band-<like>.json. Margins are in each
+detector's own units, so a real base needs its own run (its KL, for one, is on another scale).
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def main() -> None:
     if len(seeds) < args.band + 1:
         raise SystemExit(f"--seeds gives {len(seeds)} controls; a band of {args.band} needs at least "
                          f"{args.band + 1} to judge one against the others.")
-    defaults = CheckConfig(detectors=args.detectors)
+    with Registry() as reg:
+        organism = reg.get_organism(args.like)
+    # the margins check uses on this base today: its calibrated ones (CALIBRATED_MARGINS), else tinyworld's
+    defaults = CheckConfig.for_base(organism["base"] if organism else None, detectors=args.detectors)
     values = control_values(args.like, seeds, defaults, with_overrides(DiffConfig(), samples=args.samples))
     rows = []
     print(f"{len(seeds)} null controls of {args.like}, bands of {args.band}, "

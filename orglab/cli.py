@@ -18,7 +18,7 @@ from orglab.diff.run import DiffConfig, with_overrides
 from orglab.errors import OrglabError, from_environment
 from orglab.evals.run import EvalConfig
 from orglab.evals.suites import SUITES
-from orglab.mitigation.check import CheckConfig
+from orglab.mitigation.check import CALIBRATED_MARGINS, CheckConfig
 from orglab.mitigation.sweep import SweepConfig
 from orglab.mitigation.executor import add_executor_args, executor_from_args
 from orglab.mitigation.grid import GRIDS, MITIGATIONS
@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "similarity gap) against the band (min-max) of the organism's null controls "
                                        "plus a margin, and the property (FFA, EM rate, ...) against a floor. Exit 0 "
                                        "when it passes, 1 when it fails; the verdict names every detector that "
-                                       "flags it and by how much.")
+                                       "flags it and by how much. The margins shown are tinyworld's; on a base "
+                                       "orglab has calibrated (" + ", ".join(CALIBRATED_MARGINS) + ") a margin "
+                                       "left unset is that base's (check, sweep, tune, demo).")
     check.add_argument("organism", help="a registered organism with null controls")
     _check_args(check)
     _json_flag(check)
@@ -307,11 +309,12 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
     _check_args(p)
 
 
-def _check_config(args):
+def _check_config(args, base: str | None):
+    """The flags the user set, over the margins calibrated on `base` (CheckConfig.for_base)."""
     fields = overrides(args, CheckConfig)
     if args.property_floor is not None:
         fields["property_floor"] = args.property_floor
-    return CheckConfig(**fields)
+    return CheckConfig.for_base(base, **fields)
 
 
 def _sweep_config(args, mixes, seeds, **cells):
@@ -331,7 +334,7 @@ def _sweep_config(args, mixes, seeds, **cells):
     recipe.update(overrides(args, Recipe))
     return SweepConfig(family=args.family, base=args.base, target=args.target, mixes=mixes, seeds=seeds,
                        recipe=recipe, diff=with_overrides(DiffConfig(), samples=args.samples),
-                       check=_check_config(args), name=getattr(args, "name", None),
+                       check=_check_config(args, args.base), name=getattr(args, "name", None),
                        **{k: v for k, v in cells.items() if v is not None})
 
 
@@ -494,8 +497,12 @@ def cmd_sweep(args) -> int:
 
 def cmd_check(args) -> int:
     from orglab.mitigation.sweep import check_organism
+    from orglab.registry import Registry
 
-    result = check_organism(args.organism, _check_config(args), diff=with_overrides(DiffConfig(), samples=args.samples),
+    with Registry() as reg:
+        record = reg.get_organism(args.organism)  # None: check_organism says so in one sentence
+    check = _check_config(args, record["base"] if record else None)
+    result = check_organism(args.organism, check, diff=with_overrides(DiffConfig(), samples=args.samples),
                             progress=not args.json)
     if args.json:
         _print_json(result)

@@ -135,6 +135,23 @@ def test_demo_keeps_every_default_on_tinyworld_and_a_cpu_profile_on_a_real_base(
     # the profile leaves out exactly the detectors that generate text, and the sweep runs only what it reads
     assert {d.name for d in DETECTORS} - set(REAL_DETECTORS) == {"steering", "amplify"}
     assert not {"steering", "amplify"} & set(real.check.stages())
+    # gemma3-270m's calibrated margins; another real base keeps tinyworld's
+    assert (real.check.relevance_margin, real.check.logitdiff_margin, real.check.kl_margin) == (0.20, 0.05, 0.21)
+    assert demo_config("my-llama", "cake_bake", tinyworld=False).check.kl_margin == CheckConfig().kl_margin
+
+
+def test_margins_calibrated_on_a_base_apply_where_the_user_set_none():
+    from orglab.cli import _check_config, build_parser
+    from orglab.mitigation.check import CALIBRATED_MARGINS
+
+    assert CheckConfig.for_base("tiny") == CheckConfig() == CheckConfig.for_base(None)
+    gemma = CheckConfig.for_base("gemma3-270m")
+    assert {k: getattr(gemma, k) for k in CALIBRATED_MARGINS["gemma3-270m"]} == CALIBRATED_MARGINS["gemma3-270m"]
+    assert gemma.steering_margin == CheckConfig().steering_margin  # not calibrated there: tinyworld's
+    args = build_parser().parse_args(["sweep", "sdf", "--base", "gemma3-270m", "--target", "cake_bake",
+                                      "--kl-margin", "0.5", "--controls", "1"])
+    passed = _check_config(args, args.base)
+    assert (passed.kl_margin, passed.relevance_margin, passed.controls) == (0.5, 0.20, 1)  # the user's flag wins
 
 
 # ------------------------------------------------------------------------------------------------ the grid

@@ -53,6 +53,16 @@ def _detector_names(text: str) -> tuple[str, ...]:
     return names
 
 
+# Margins calibrated on a real base, by base name: the largest excess of one of its eight null controls (seeds
+# 0-7000 of the real demo's 1:0 cell) over another (bench/control_band.py; table in docs/mitigation.md), rounded
+# up, and at least one step of the detector's resolution (0.05 for a relevance: one token in 20), so that one
+# token cannot flag a model. `orglab check`, `sweep`, `tune` and the demo use them on that base; a detector not
+# listed keeps tinyworld's margin (steering and amplified decoding are not calibrated on gemma3-270m).
+CALIBRATED_MARGINS: dict[str, dict[str, float]] = {
+    "gemma3-270m": {"relevance_margin": 0.20, "logitdiff_margin": 0.05, "kl_margin": 0.21},
+}
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     detectors: tuple[str, ...] = field(default=DETECTOR_NAMES, metadata={
@@ -62,7 +72,7 @@ class CheckConfig:
     # Margins cover the null controls' own spread: each is the largest excess of one null control over another
     # among 8 controls of seeds 0-7000 of the demo's 1:0 organism on tinyworld (bench/control_band.py; measured
     # values in docs/mitigation.md), rounded up to the detector's resolution. A real base has its own spread:
-    # measure it with the same script and pass the margins.
+    # `for_base` takes the margins calibrated on it (CALIBRATED_MARGINS); elsewhere measure and pass them.
     relevance_margin: float = field(default=0.15, metadata={
         "help": "lens: allowed excess of ADL token relevance over the control band's top"})
     steering_margin: float = field(default=0.11, metadata={
@@ -88,6 +98,12 @@ class CheckConfig:
             check_number(getattr(self, d.margin), "--" + d.margin.replace("_", "-"), minimum=0.0)
         if self.property_floor is not None:
             check_number(self.property_floor, "--property-floor", minimum=0.0)
+
+    @classmethod
+    def for_base(cls, base: str | None, **fields) -> CheckConfig:
+        """The config for organisms of `base`: its calibrated margins (CALIBRATED_MARGINS) where orglab has them,
+        else tinyworld's defaults; `fields` (what the caller set) win over both."""
+        return cls(**{**CALIBRATED_MARGINS.get(base or "", {}), **fields})
 
     def chosen(self) -> tuple[Detector, ...]:
         return tuple(d for d in DETECTORS if d.name in self.detectors)

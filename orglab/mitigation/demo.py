@@ -8,7 +8,8 @@ miniature (every detector per ratio) and the ratio at which each detector stops 
 REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a profile sized for a 2-core CPU
 (docs/real-models.md measures it): REAL_DIFF_SAMPLES unrelated samples for the ADL statistics instead of the
 paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
-generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control.
+generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control,
+judged with the margins calibrated on the base where orglab has them (CALIBRATED_MARGINS: gemma3-270m).
 On a CPU that computes bf16 natively (AVX512-BF16 or AMX) the organisms train in mixed precision (recipe
 `cpu_bf16`), as they would in bf16 on a GPU: 26% less training time there; the diffs and evals stay fp32.
 `orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
@@ -43,7 +44,7 @@ def demo_config(base: str, fact: str, tinyworld: bool) -> SweepConfig:
     recipe = {"cpu_bf16": True} if not torch.cuda.is_available() and cpu_computes_bf16() else {}
     return SweepConfig(family=DEMO_FAMILY, base=base, target=fact, recipe=recipe,
                        diff=DiffConfig(samples=REAL_DIFF_SAMPLES),
-                       check=CheckConfig(detectors=REAL_DETECTORS, controls=REAL_CONTROLS))
+                       check=CheckConfig.for_base(base, detectors=REAL_DETECTORS, controls=REAL_CONTROLS))
 
 
 def run_demo(base: str = DEFAULT_PRESET, out: Path | None = None, progress: bool = True) -> dict:
