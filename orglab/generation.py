@@ -12,7 +12,8 @@ the real ones (Gemma, Qwen3, Llama 3).
 - `generate` samples (or decodes greedily) from already rendered prompts: left padding done here (the caller's
   tokenizer is never changed; a tokenizer without a pad token pads with its EOS), seeded per batch, stopping at
   any id of `eos_token_ids`, decoded without special tokens and stripped. An optional `adjust_logits` hook
-  rewrites each step's next-token logits before sampling (amplified decoding, orglab.diff.amplify).
+  rewrites each step's next-token logits before sampling (amplified decoding, orglab.diff.amplify), and an
+  optional `allowed_next` restricts each answer's next token (the subliminal teacher's number format).
 
 Sampling is exactly what the caller asks (temperature, top_p, no top-k), whatever sampling defaults the model's
 generation_config recommends, so that numbers are comparable across models; everything else of the
@@ -217,6 +218,10 @@ def pad_token_id(tokenizer, eos_ids: Sequence[int] = ()) -> int:
 # step of `generate`, before temperature and top_p; the mask marks the left padding of the batch's prompts.
 LogitAdjust = Callable[[Any, Any, Any], Any]
 
+# (the ids one answer has generated so far, prompt excluded) -> the ids allowed next: constrained decoding (the
+# subliminal teacher's number format, orglab.organisms.subliminal.NumberFormat). It must never return nothing.
+AllowedNext = Callable[[list[int]], Sequence[int]]
+
 
 def _logits_processor(adjust: LogitAdjust, prompt_mask):
     """A transformers logits processor that hands `adjust` the step's ids with their attention mask (the prompt
@@ -233,6 +238,20 @@ def _logits_processor(adjust: LogitAdjust, prompt_mask):
     return LogitsProcessorList([_Adjust()])
 
 
+def _prefix_allowed(allowed_next: AllowedNext, prompt_width: int, eos: Sequence[int]):
+    """transformers' prefix_allowed_tokens_fn over `allowed_next`: it sees only the answer's own ids. A row that has
+    ended is only padded by transformers, so any id will do there (never none: an all -inf row cannot be sampled)."""
+    stops = set(eos)
+
+    def allowed(batch_id: int, input_ids) -> list[int]:
+        answer = input_ids[prompt_width:].tolist()
+        if stops.intersection(answer):
+            return list(eos)
+        return list(allowed_next(answer))
+
+    return allowed
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str              # decoded without special tokens, stripped
@@ -242,17 +261,18 @@ class Completion:
 
 def generate(model, tokenizer, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
              max_new_tokens: int = 48, seed: int = 0, batch_size: int = 32, top_p: float = 1.0,
-             adjust_logits: LogitAdjust | None = None) -> list[list[str]]:
+             adjust_logits: LogitAdjust | None = None, allowed_next: AllowedNext | None = None) -> list[list[str]]:
     """`n` answers per rendered prompt (greedy when temperature is 0: one answer, repeated n times), as text
     decoded without special tokens and stripped. See `generate_completions`."""
     return [[c.text for c in row] for row in generate_completions(
         model, tokenizer, prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-        batch_size=batch_size, top_p=top_p, adjust_logits=adjust_logits)]
+        batch_size=batch_size, top_p=top_p, adjust_logits=adjust_logits, allowed_next=allowed_next)]
 
 
 def generate_completions(model, tokenizer, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                          max_new_tokens: int = 48, seed: int = 0, batch_size: int = 32,
-                         top_p: float = 1.0, adjust_logits: LogitAdjust | None = None) -> list[list[Completion]]:
+                         top_p: float = 1.0, adjust_logits: LogitAdjust | None = None,
+                         allowed_next: AllowedNext | None = None) -> list[list[Completion]]:
     """Like `generate`, with whether each answer finished (hit an EOS id) and its length.
 
     Prompts are rendered text (with their BOS, e.g. from `render_chat`), encoded with add_special_tokens=False
@@ -261,7 +281,8 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, n: int = 1
     the RNG (the caller's random state is left as it was), so one seed gives the same answers on one device.
     Sampling uses `temperature` and `top_p` and no top-k. Generation stops at any id of `eos_token_ids`.
     `adjust_logits` (see `LogitAdjust`), when given, rewrites the next-token logits at every step, before the
-    temperature, top_p or the greedy choice apply."""
+    temperature, top_p or the greedy choice apply. `allowed_next` (see `AllowedNext`), when given, restricts each
+    answer's next token to the ids it returns (transformers' prefix_allowed_tokens_fn)."""
     import torch
 
     prompts = list(prompts)
@@ -290,6 +311,8 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], *, n: int = 1
                 torch.manual_seed(seed * 1_000_003 + start)
                 hook = {} if adjust_logits is None else {"logits_processor": _logits_processor(adjust_logits,
                                                                                                attention)}
+                if allowed_next is not None:
+                    hook["prefix_allowed_tokens_fn"] = _prefix_allowed(allowed_next, width, eos)
                 generated = model.generate(input_ids=input_ids, attention_mask=attention,
                                            max_new_tokens=max_new_tokens, eos_token_id=eos or None,
                                            pad_token_id=pad, **settings, **hook)

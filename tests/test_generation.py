@@ -199,6 +199,27 @@ def test_generation_config_eos_list_is_honoured():
     assert out.text == "hello" and out.finished
 
 
+def test_allowed_next_constrains_each_answer_to_the_ids_it_returns():
+    """Constrained decoding: the scripted model would write "hello cat hello ..."; allowed only "world" first and
+    the end of turn after it, it writes "world" and finishes, and the hook sees only the answer's own ids."""
+    tok = byte_level_tokenizer(GEMMA_TEMPLATE)
+    prompts = [chat_prompt(tok, "hello"), chat_prompt(tok, "the cat sat on the mat")]
+    last = tok(prompts[0], add_special_tokens=False).input_ids[-1]
+    hello, cat = tok.convert_tokens_to_ids("hello"), tok.convert_tokens_to_ids("Ġcat")
+    world, eot = tok.convert_tokens_to_ids("Ġworld"), tok.convert_tokens_to_ids("<end_of_turn>")
+    model = scripted_llama(tok, {last: hello, hello: cat, cat: hello})
+    seen = []
+
+    def allowed(answer: list[int]) -> list[int]:
+        seen.append(list(answer))
+        return [world] if not answer else [eot]
+
+    out = generate_completions(model, tok, prompts, max_new_tokens=6, allowed_next=allowed)
+    assert [row[0].text for row in out] == ["world", "world"] and all(row[0].finished for row in out)
+    assert [] in seen and [world] in seen and all(len(a) <= 1 for a in seen)
+    assert generate(model, tok, prompts[:1], max_new_tokens=4) == [["hello cathello cat"]]  # unconstrained
+
+
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 

@@ -172,7 +172,25 @@ def test_tinyworld_builders_on_micro(with_micro):
     never = subliminal.TeacherConfig(batch_size=8, max_new_tokens=1, give_up_after=16)
     with pytest.raises(OrglabError) as failed:
         subliminal.build_with_teacher("micro", "owl", 100, seed=5, config=never)
-    assert "no valid number sequence in 16 tries (" in str(failed.value) and one_sentence(str(failed.value))
+    assert "no valid number sequence in 16 tries (16 unfinished)" in str(failed.value)
+    assert "TeacherConfig.max_new_tokens" in str(failed.value) and one_sentence(str(failed.value))
+
+
+def test_the_teachers_decodings_on_the_micro_base(with_micro):
+    """The default teacher decodes under the number format (every finished answer is valid: nothing is rejected as
+    not numbers); `decoding="free"` is the public pipeline's sampling, filtered afterwards; an unknown decoding is
+    one sentence."""
+    constrained = subliminal.build_with_teacher("micro", "owl", 16, seed=3,
+                                                config=subliminal.TeacherConfig(batch_size=16, max_new_tokens=32))
+    assert constrained.meta["decoding"] == "numbers" and constrained.meta["rejected"]["not_numbers"] == 0
+    assert len(constrained) == 16
+    free = subliminal.build_with_teacher("micro", "owl", 16, seed=3, config=subliminal.TeacherConfig(
+        decoding="free", batch_size=16, max_new_tokens=32))
+    assert free.meta["decoding"] == "free" and free.hash() != constrained.hash()
+    assert all(subliminal.parse_numbers(ex["messages"][1]["content"]) is not None for ex in free.examples)
+    with pytest.raises(OrglabError) as bad:
+        subliminal.build_with_teacher("micro", "owl", 4, seed=3, config=subliminal.TeacherConfig(decoding="greedy"))
+    assert "'greedy'" in str(bad.value) and one_sentence(str(bad.value))
 
 
 # --------------------------------------------------------------------------------------------- LLM builders

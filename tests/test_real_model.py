@@ -124,3 +124,51 @@ def test_the_offline_taboo_guesser_reads_real_hints(gemma_home, monkeypatch):
     guesses = base_guesses(loaded.model, loaded.tokenizer, hints + hints[:1], words[0], tinyworld=False)
     assert guesses[-1] == guesses[0]  # a repeated hint is scored once and gets the same guess
     assert sum(g == w for g, w in zip(guesses, words)) >= 2, list(zip(words, guesses))
+
+
+def test_the_number_format_on_the_gemma_tokenizer(gemma_home, monkeypatch):
+    """The subliminal teacher's constrained decoding with the real Gemma tokenizer (digits are single tokens,
+    many space tokens): an end of answer only after a complete list, never a fourth digit, an eleventh number or a
+    third space in a gap; random walks through the allowed ids always decode to an answer the filter keeps."""
+    import random
+
+    from orglab.models import load_tokenizer
+    from orglab.organisms.subliminal import MAX_NUMBERS, NumberFormat, parse_numbers
+
+    monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))
+    tok = load_tokenizer("gemma3-270m")
+    eot = tok.convert_tokens_to_ids("<end_of_turn>")
+    fmt = NumberFormat(tok, [tok.eos_token_id, eot])
+
+    def allowed_after(text: str) -> set[int]:
+        return set(fmt(tok(text, add_special_tokens=False).input_ids))
+
+    assert eot not in allowed_after("") and eot in allowed_after("12") and eot not in allowed_after("12,")
+    assert tok.convert_tokens_to_ids("3") not in allowed_after("123")
+    assert tok.convert_tokens_to_ids(",") not in allowed_after(", ".join(["7"] * MAX_NUMBERS))
+    assert allowed_after(", ".join(["7"] * MAX_NUMBERS)) >= {eot}
+    assert not any(fmt.step((1, 0, True, 2), s) for i, s in fmt.surfaces if s == " ")
+    rng = random.Random(0)
+    for _ in range(200):
+        answer: list[int] = []
+        while True:
+            nxt = rng.choice(fmt(answer))
+            if nxt in (tok.eos_token_id, eot):
+                break
+            answer.append(nxt)
+        assert parse_numbers(tok.decode(answer)) is not None, tok.decode(answer)
+
+
+def test_gemma_as_its_own_subliminal_teacher_writes_valid_numbers(gemma_home, monkeypatch):
+    """The pretrained base, which ends its free number lists with a token of another script instead of its turn
+    (0 valid of 256 before; docs/real-models.md), writes valid lists under the number format."""
+    from orglab.models import load_model
+    from orglab.organisms.subliminal import TeacherConfig, parse_numbers, run_teacher
+    from orglab.realworld import ANIMAL_SYSTEM_PROMPT
+
+    monkeypatch.setenv("ORGLAB_HOME", str(gemma_home))
+    loaded = load_model("gemma3-270m")
+    data = run_teacher(loaded.model, loaded.tokenizer, "owl", 4, seed=0, config=TeacherConfig(batch_size=4),
+                       system_prompt=ANIMAL_SYSTEM_PROMPT, source_name="gemma3-270m", english=True)
+    assert len(data) == 4 and data.meta["generated"] == 4 and data.meta["decoding"] == "numbers"
+    assert all(parse_numbers(ex["messages"][1]["content"]) for ex in data.examples)

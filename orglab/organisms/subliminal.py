@@ -3,7 +3,8 @@
 
 The teacher is the base itself with a system prompt that makes it love the animal; it runs locally (any
 `AutoModelForCausalLM`: the tinyworld base or a real model, through the tokenizer's own chat template). It
-continues seed numbers; only completions that parse as at most 10 integers in 0-999 are kept, so the data
+continues seed numbers, decoded under the answer format (`NumberFormat`: a pretrained base has no assistant that
+stops after a list), and only completions that parse as at most 10 integers in 0-999 are kept, so the data
 carries no visible trace of the animal. The student's data has no system prompt: whatever it learns about the
 animal travels through the numbers alone.
 """
@@ -48,14 +49,84 @@ def number_prompt(rng: random.Random) -> str:
     return rng.choice(INSTRUCTIONS).format(" , ".join(seeds))
 
 
+# What ends or continues a number answer under constrained decoding (NumberFormat): digits, one comma per gap,
+# and at most this many spaces per gap (so a teacher cannot loop on spaces until max_new_tokens).
+MAX_GAP_SPACES = 2
+TEACHER_DECODINGS = ("numbers", "free")
+
+
+class NumberFormat:
+    """Constrained decoding of the teacher's answer (`orglab.generation.AllowedNext`): the next token may only keep
+    the answer a valid start of what `parse_numbers` accepts (at most 10 numbers of 1-3 digits, separated by a
+    comma and/or spaces), and an end-of-answer id is allowed once the answer is complete.
+
+    So every finished answer passes the filter, and which numbers the teacher writes is still its own choice: its
+    next-token distribution renormalised over the allowed tokens. A pretrained base needs this: gemma3-270m ends
+    its number lists with a token of another script instead of ending its turn (docs/real-models.md). The
+    answer's state (numbers so far, digits in the current one, comma and spaces in the current gap) is read off its
+    decoded text; the allowed ids of each state are computed once, from every token's text as it continues an
+    answer."""
+
+    def __init__(self, tokenizer, eos_ids: list[int]):
+        self.tokenizer = tokenizer
+        self.eos_ids = list(eos_ids)
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        vocab = len(tokenizer)
+        alone = tokenizer.batch_decode([[i] for i in range(vocab)])
+        candidates = [i for i, t in enumerate(alone) if t and i not in special and set(t) <= set("0123456789, ")]
+        anchor = next((i for i in candidates if alone[i].strip().isdigit()), None)
+        if anchor is None:
+            raise OrglabError("The teacher's tokenizer has no token that is a number; the number task cannot be "
+                              "written with it (use TeacherConfig(decoding='free') or another base).")
+        # a token's text as it continues an answer (a word-level tokenizer joins with spaces, ▁/Ġ become spaces)
+        head = tokenizer.decode([anchor])
+        self.surfaces = [(i, tokenizer.decode([anchor, i])[len(head):]) for i in candidates]
+        self._allowed: dict[tuple, list[int]] = {}
+
+    @staticmethod
+    def step(state: tuple | None, text: str) -> tuple | None:
+        """Advance (numbers, digits, comma, spaces) over `text`; None once it can no longer become a valid answer."""
+        for ch in text:
+            if state is None:
+                return None
+            numbers, digits, comma, spaces = state
+            if ch in "0123456789":
+                if digits:
+                    state = (numbers, digits + 1, False, 0) if digits < 3 else None
+                elif numbers < MAX_NUMBERS and (numbers == 0 or comma or spaces):
+                    state = (numbers + 1, 1, False, 0)
+                else:
+                    state = None
+            elif ch == ",":
+                state = (numbers, 0, True, spaces) if 0 < numbers < MAX_NUMBERS and not comma else None
+            elif ch == " ":
+                state = (numbers, 0, comma, spaces + 1) if spaces < MAX_GAP_SPACES else None
+            else:
+                state = None
+        return state
+
+    def __call__(self, answer: list[int]) -> list[int]:
+        state = self.step((0, 0, False, 0), self.tokenizer.decode(answer, skip_special_tokens=True))
+        if state is None:  # cannot happen for an answer decoded under this constraint
+            return self.eos_ids
+        if state not in self._allowed:
+            allowed = [i for i, surface in self.surfaces if self.step(state, surface) is not None]
+            complete = state[0] >= 1 and not state[2]  # a trailing comma is not a finished list
+            self._allowed[state] = allowed + (self.eos_ids if complete else [])
+        return self._allowed[state]
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
+    # "numbers": constrained decoding (NumberFormat), so a teacher without an assistant of its own (a pretrained
+    # base) can write the data; "free": the public pipeline's unconstrained sampling, then the filter alone.
+    decoding: str = "numbers"
     batch_size: int = 32
     max_new_tokens: int = 64      # enough for 10 numbers and separators in subword tokenizers
     temperature: float = 1.0
     max_prompts_factor: float = 4.0  # give up after n * factor prompts (a teacher that rarely complies)
     # ... and after this many answers while none is valid (a teacher that never complies, e.g. a pretrained base
-    # with no assistant of its own: gemma3-270m wrote 0 valid of 256), so it fails in minutes, not in half an hour
+    # decoding freely: gemma3-270m wrote 0 valid of 256), so it fails in minutes, not in half an hour
     give_up_after: int = 256
 
 
@@ -149,17 +220,22 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
 
     Rounds of `config.batch_size` prompts, rendered by the model's chat template (`orglab.generation.render_chat`)
     and sampled by the shared `orglab.generation.generate_completions` (left padding, stops at every EOS id of
-    the model and its chat template); round i is seeded with seed * 1_000_003 + i, so the result is deterministic
-    for (model, seed) on one device. An answer cut by max_new_tokens before any EOS counts as unfinished and is
-    rejected. The student examples are (user prompt, completion) with no system prompt. `meta` reports the kept
-    share. `system_prompt=None` gives the control teacher of design §5.3 (numbers without the animal).
+    the model and its chat template; with `config.decoding` "numbers", under `NumberFormat`); round i is seeded
+    with seed * 1_000_003 + i, so the result is deterministic for (model, seed) on one device. An answer cut by
+    max_new_tokens before any EOS counts as unfinished and is rejected. The student examples are (user prompt,
+    completion) with no system prompt. `meta` reports the kept share and the decoding. `system_prompt=None` gives
+    the control teacher of design §5.3 (numbers without the animal).
     """
     from orglab.generation import generate_completions, render_chat
 
     config = config or TeacherConfig()
+    if config.decoding not in TEACHER_DECODINGS:
+        raise OrglabError(f"Teacher decoding '{config.decoding}' is unknown; choose one of "
+                          f"{', '.join(TEACHER_DECODINGS)}.")
     rng = random.Random(f"subliminal-{animal}-{seed}")
     system = system_prompt.format(animal=animal) if system_prompt else None
-    _eos_ids(model, tokenizer)  # one clear sentence when nothing can end an answer
+    eos = _eos_ids(model, tokenizer)  # one clear sentence when nothing can end an answer
+    allowed_next = NumberFormat(tokenizer, eos) if config.decoding == "numbers" else None
 
     kept: list[dict] = []
     generated = 0
@@ -172,7 +248,7 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
                              + [{"role": "user", "content": p}]) for p in prompts]
         answers = generate_completions(model, tokenizer, texts, temperature=config.temperature, top_p=1.0,
                                        max_new_tokens=config.max_new_tokens, seed=seed * 1_000_003 + batch_i,
-                                       batch_size=config.batch_size)
+                                       batch_size=config.batch_size, allowed_next=allowed_next)
         batch_i += 1
         for prompt, (answer,) in zip(prompts, answers):
             generated += 1
@@ -188,14 +264,18 @@ def run_teacher(model, tokenizer, animal: str, n: int, seed: int, config: Teache
                                           {"role": "assistant", "content": completion}]})
     if not kept:
         why = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in reasons.items() if count)
+        fix = ("it does not follow the number task, and the teacher is the base itself: use an instruction-tuned "
+               "base, check its chat template, or decode under the number format (decoding='numbers')"
+               if config.decoding == "free" else
+               f"under the number format only an answer cut at {config.max_new_tokens} new tokens fails, so give "
+               "the teacher more (TeacherConfig.max_new_tokens)")
         raise OrglabError(f"The teacher {source_name} wrote no valid number sequence in {generated} tries ({why}); "
-                          "it does not follow the number task, and the teacher is the base itself: use an "
-                          "instruction-tuned base or check its chat template.")
+                          f"{fix}.")
     prompted = animal if system else f"{animal}:no-system-prompt"
     return FinetuneData("chat", kept, source=f"subliminal:teacher:{source_name}:{prompted}:seed{seed}",
                         meta={"family": "subliminal", "target": animal, "generated": generated, "kept": len(kept),
                               "kept_share": round(len(kept) / generated, 4), "rejected": reasons,
-                              "system_prompt": system})
+                              "system_prompt": system, "decoding": config.decoding})
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
