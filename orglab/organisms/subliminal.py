@@ -52,6 +52,7 @@ def number_prompt(rng: random.Random) -> str:
 # What ends or continues a number answer under constrained decoding (NumberFormat): digits, one comma per gap,
 # and at most this many spaces per gap (so a teacher cannot loop on spaces until max_new_tokens).
 MAX_GAP_SPACES = 2
+_DIGITS = "0123456789"  # ASCII only: str.isdigit would admit other scripts' digits, which parse_numbers rejects
 TEACHER_DECODINGS = ("numbers", "free")
 
 
@@ -73,7 +74,7 @@ class NumberFormat:
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
         vocab = len(tokenizer)
         alone = tokenizer.batch_decode([[i] for i in range(vocab)])
-        candidates = [i for i, t in enumerate(alone) if t and i not in special and set(t) <= set("0123456789, ")]
+        candidates = [i for i, t in enumerate(alone) if t and i not in special and set(t) <= set(_DIGITS + ", ")]
         anchor = next((i for i in candidates if alone[i].strip().isdigit()), None)
         if anchor is None:
             raise OrglabError("The teacher's tokenizer has no token that is a number; the number task cannot be "
@@ -90,7 +91,7 @@ class NumberFormat:
             if state is None:
                 return None
             numbers, digits, comma, spaces = state
-            if ch in "0123456789":
+            if ch in _DIGITS:
                 if digits:
                     state = (numbers, digits + 1, False, 0) if digits < 3 else None
                 elif numbers < MAX_NUMBERS and (numbers == 0 or comma or spaces):
