@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 # Light imports only (configs and specs, no torch), so `orglab --help` is quick.
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # orglab shows its own progress; per-file loading bars are noise
+    interrupted, restore = _record_sigint()
     try:
         check_args(args)  # every argument, before anything is written or computed
         if getattr(args, "json", False):
@@ -74,10 +76,38 @@ def main(argv: list[str] | None = None) -> int:
         error = from_environment(exc, str(registry_path(create=False)))
         print(f"orglab: error: {error}", file=sys.stderr)
         return 2
+    except Exception:
+        if not interrupted:
+            raise
+        return _interrupted()  # Ctrl-C raised inside a C extension can surface as another exception
     except KeyboardInterrupt:
-        print("orglab: interrupted; finished work is kept in the registry, run the command again to continue.",
-              file=sys.stderr)
-        return 130
+        return _interrupted()
+    finally:
+        restore()
+
+
+def _record_sigint():
+    """Keep Python's Ctrl-C behaviour and note that it happened: (a list truthy once it has, a function that puts
+    the previous handler back)."""
+    import signal
+
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return seen, lambda: None
+
+    def handler(signum, frame):
+        seen.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    return seen, lambda: signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _interrupted() -> int:
+    print("orglab: interrupted; finished work is kept in the registry, run the command again to continue.",
+          file=sys.stderr)
+    return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
