@@ -76,7 +76,8 @@ def _downstream(stages: set[str]) -> set[str]:
 
 
 DIFF_EXPLICIT = {"unrelated": "other.jsonl", "embedder": "sentence-transformers/all-mpnet-base-v2",
-                 "stages": ("stats", "lens"), "judge": "llm", "layers": (0.25,)}
+                 "stages": ("stats", "lens"), "judge": "llm", "layers": (0.25,),
+                 "amplify_loss_model": "organism"}
 
 
 def test_every_diff_setting_changes_the_hash_of_each_stage_that_reads_it():

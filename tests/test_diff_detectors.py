@@ -197,12 +197,21 @@ def test_detector_settings_have_help_and_counts_are_checked():
 
     fields = {f.name: f for f in dataclasses.fields(DiffConfig)}
     for name in ("logitdiff_samples", "logitdiff_top_k", "kl_samples", "amplify_scales",
-                 "amplify_empty_context_samples"):
+                 "amplify_empty_context_samples", "amplify_loss_model"):
         assert fields[name].metadata.get("help")
     for bad in ({"logitdiff_samples": 0}, {"kl_samples": 0}, {"logitdiff_top_k": 0},
                 {"amplify_empty_context_samples": -1}):
         with pytest.raises(OrglabError):
             replace(DiffConfig(), **bad).validate()
+
+
+def test_amplify_loss_model_is_a_flag_and_an_unknown_one_is_one_sentence():
+    from orglab.cli import build_parser
+
+    args = build_parser().parse_args(["diff", "some-organism", "--amplify-loss-model", "organism"])
+    assert args.amplify_loss_model == "organism"
+    with pytest.raises(OrglabError, match="Unknown amplify_loss_model 'bsae'; use base or organism"):
+        replace(DiffConfig(), amplify_loss_model="bsae").validate()
 
 
 # ------------------------------------------------------------------------------------------ end to end on micro
@@ -255,6 +264,13 @@ def test_detectors_are_registered_reused_and_recomputed_when_a_setting_changes(s
     again = run_diff(organism, SMALL, progress=False)
     assert all(s["reused"] for s in again["stages"].values())
     assert again["summary"] == pytest.approx(summary)
+    assert amp["coherence_judge"].startswith("organism-model loss")
+    # the base's loss as amplification's yardstick is another result: amplify alone is recomputed
+    by_base = run_diff(organism, replace(SMALL, amplify_loss_model="base"), progress=False)["stages"]
+    assert not by_base["amplify"]["reused"] and by_base["kl"]["reused"]
+    assert by_base["amplify"]["coherence_judge"].startswith("base-model loss")
+    limits = [step["loss_limit"] for step in by_base["amplify"]["coherence"]]
+    assert limits and limits != [step["loss_limit"] for step in amp["coherence"]][:len(limits)]
     import orglab.diff.nexttoken as nexttoken
 
     passes = []

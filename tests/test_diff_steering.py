@@ -92,6 +92,15 @@ def test_distinct_share_reads_loops():
     assert distinct_share([]) == 1.0
 
 
+def test_distinct_share_weighs_by_length_so_short_answers_cannot_hide_a_loop():
+    """The gemma3-270m control's search: one answer a 20-token loop, the others one word each. A plain mean over
+    answers reads (5 x 1 + 2/21) / 6 = 0.85 and lets the loop through; weighted by length it reads 7/26."""
+    loop = [5] * 20 + [6]
+    answers = [loop, [7], [8], [9], [10], [11]]
+    assert distinct_share(answers) == 7 / 26
+    assert distinct_share(answers) < 0.75 * distinct_share([[1, 2, 3, 4]] * 6)
+
+
 def test_the_offline_judge_rejects_a_loop_the_base_predicts_cheaply():
     """The gemma3-270m failure: a repetition loop whose base loss is low passes a loss-only rule. The judge's
     second test rejects it; varied text at the same loss passes."""

@@ -37,6 +37,7 @@ ADL_STAGES = ("stats", "lens", "patchscope", "relevance", "steering", "causal")
 DETECTOR_STAGES = ("logitdiff", "kl", "amplify")   # detectors beyond ADL, each on its own
 STAGES = ADL_STAGES + DETECTOR_STAGES
 JUDGES = ("offline", "llm")
+AMPLIFY_LOSS_MODELS = ("base", "organism")  # whose loss amplified decoding's offline coherence test reads
 # the stages whose choices a judge makes
 JUDGED_STAGES = ("patchscope", "steering", "relevance", "logitdiff", "amplify")
 LAYERLESS_STAGES = DETECTOR_STAGES   # read logits only: the layers change none of their results
@@ -138,6 +139,12 @@ class DiffConfig:
         metadata={"help": "Amplified decoding: the strengths a of l_ft + a*(l_ft - l_base) to try, ascending; the "
                           "largest coherent one is used (0 is the organism itself).",
                   "parse": _nonnegative_numbers})
+    amplify_loss_model: str = field(
+        default="organism", metadata={"help": "Amplified decoding, judge=offline: whose loss on the amplified answers "
+                                              "the coherence test measures, against its loss on the organism's own "
+                                              "answers: organism, or base (as steering; the base has never read the "
+                                              "organism's property, so its loss also rises on fluent text about it, "
+                                              "and on tinyworld it rejected every amplification on one machine)."})
     amplify_empty_context_samples: int = field(
         default=10, metadata={"help": "Amplified decoding: texts sampled from an empty context (BOS only), besides "
                                       "the answers to the steering prompts."})
@@ -160,6 +167,9 @@ class DiffConfig:
                      "causal_random_directions", "amplify_empty_context_samples"):
             if getattr(self, name) < 0:
                 raise OrglabError(f"{name} is {getattr(self, name)}; it must be at least 0.")
+        if self.amplify_loss_model not in AMPLIFY_LOSS_MODELS:
+            raise OrglabError(f"Unknown amplify_loss_model '{self.amplify_loss_model}'; use "
+                              f"{' or '.join(AMPLIFY_LOSS_MODELS)}.")
         if not _nonnegative_grid(self.amplify_scales):
             raise OrglabError(f"The amplification grid {self.amplify_scales!r} must be non-negative numbers, "
                               "e.g. 0.5,1,2,4.")
@@ -260,8 +270,8 @@ def _needed_by(stage: str, wanted) -> bool:
 # The algorithm version of each stage, in its hashed config: bump a stage's number whenever its computation
 # changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
 # are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
-STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 2, "causal": 1,
-                  "logitdiff": 2, "kl": 1, "amplify": 2}
+STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 3, "causal": 1,
+                  "logitdiff": 2, "kl": 1, "amplify": 3}  # steering, amplify 3: distinct share weighted by length
 
 # What the logit-level detectors' shared forward pass reads (stages._logit_totals).
 LOGIT_PASS_SETTINGS = ("logitdiff_samples", "logitdiff_top_k", "kl_samples", "samples", "seed", "unrelated",
@@ -287,7 +297,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "kl": LOGIT_PASS_SETTINGS,
     "amplify": ("amplify_scales", "amplify_empty_context_samples", "steering_prompts", "steering_samples",
                 "steering_max_new_tokens", "steering_search_prompts", "steering_search_max_new_tokens",
-                "steering_max_extra_nats", "steering_min_distinct_ratio", "embedder", "seed",
+                "steering_max_extra_nats", "steering_min_distinct_ratio", "amplify_loss_model", "embedder", "seed",
                 "similarity_finetune_samples", "relevance_top",
                 "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing", "samples", "unrelated"),
 }

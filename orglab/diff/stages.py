@@ -20,7 +20,7 @@ from orglab.diff.results import STATS_FILE
 from orglab.diff.stats import NORM_RULE, ActivationStats, activation_difference_stats
 
 # how a steering or amplification result names the offline coherence rule (orglab.diff.steering.offline_judge)
-OFFLINE_COHERENCE = "base-model loss and distinct-token share (label-free)"
+OFFLINE_COHERENCE = "{model}-model loss and distinct-token share (label-free)"  # whose loss: base or organism
 
 
 def _stats(done: dict) -> ActivationStats:
@@ -221,7 +221,7 @@ def steering(ctx, folder: Path, done: dict, progress: bool):
                                          temperature=0.0, seed=c.seed)]
         judge = offline_judge(base_loss, ctx.tokenizer, base_loss(prompts, [u[0] for u in unsteered]), greedy,
                               c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
-        judged_by = OFFLINE_COHERENCE
+        judged_by = OFFLINE_COHERENCE.format(model="base")
     else:
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
@@ -406,11 +406,15 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
     def greedy_at(scale: float) -> list[str]:  # the search's decoding
         return [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, 0.0)]
 
+    def organism_loss(ps, completions):
+        return completion_loss(ctx.model, ctx.tokenizer, ps, completions)
+
     verdicts: list = []
     if ctx.judge is None:  # the steering search's label-free rule, against the organism's own answers
-        judge = offline_judge(base_loss, ctx.tokenizer, base_loss(users, [a[0] for a in plain_answers]),
+        loss = base_loss if c.amplify_loss_model == "base" else organism_loss
+        judge = offline_judge(loss, ctx.tokenizer, loss(users, [a[0] for a in plain_answers]),
                               greedy_at(0.0), c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
-        judged_by = OFFLINE_COHERENCE
+        judged_by = OFFLINE_COHERENCE.format(model=c.amplify_loss_model)
     else:
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"

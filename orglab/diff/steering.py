@@ -102,27 +102,29 @@ _DEFAULTS = DiffConfig()  # the search's defaults are the diff's (one place)
 
 
 def distinct_share(token_ids: Sequence[Sequence[int]]) -> float:
-    """Mean over texts of (distinct tokens / tokens): 1 when no token repeats, near 0 for a text stuck in a loop.
-    Empty texts are left out; none at all reads 1."""
-    shares = [len(set(ids)) / len(ids) for ids in token_ids if ids]
-    return sum(shares) / len(shares) if shares else 1.0
+    """Each text's distinct tokens, summed, over all the texts' tokens: 1 when no token repeats within a text, near
+    0 when the texts are loops. This is the mean of the per-text shares weighted by length, so one long loop is not
+    hidden by a few one-word answers (each of which reads 1). Empty texts add nothing; none at all reads 1."""
+    tokens = sum(len(ids) for ids in token_ids)
+    return sum(len(set(ids)) for ids in token_ids) / tokens if tokens else 1.0
 
 
-def offline_judge(base_loss: Callable[[Sequence[str], Sequence[str]], float], tokenizer, reference_loss: float,
+def offline_judge(loss_of: Callable[[Sequence[str], Sequence[str]], float], tokenizer, reference_loss: float,
                   reference_texts: Sequence[str], max_extra_nats: float = _DEFAULTS.steering_max_extra_nats,
                   min_distinct_ratio: float = _DEFAULTS.steering_min_distinct_ratio,
                   log: list | None = None) -> Judge:
-    """Label-free coherence: the base's loss on the completions within max_extra_nats of `reference_loss`, and
-    their distinct-token share at least min_distinct_ratio of `reference_texts`' (the unsteered answers decoded
-    as the completions are). Each verdict's numbers are appended to `log`, in call order."""
+    """Label-free coherence: a model's loss on the completions (`loss_of`: the base's for steering) within
+    max_extra_nats of `reference_loss` (the same model's, on the organism's own answers), and their distinct-token
+    share at least min_distinct_ratio of `reference_texts`' (the unsteered answers decoded as the completions
+    are). Each verdict's numbers are appended to `log`, in call order."""
     tokens = lambda texts: [tokenizer(t, add_special_tokens=False).input_ids for t in texts]  # noqa: E731
     floor = min_distinct_ratio * distinct_share(tokens(reference_texts))
 
     def judge(prompts: Sequence[str], completions: Sequence[str]) -> bool:
-        loss, share = base_loss(prompts, completions), distinct_share(tokens(completions))
+        loss, share = loss_of(prompts, completions), distinct_share(tokens(completions))
         coherent = loss <= reference_loss + max_extra_nats and share >= floor
         if log is not None:
-            log.append({"base_loss": loss, "loss_limit": reference_loss + max_extra_nats, "distinct_share": share,
+            log.append({"loss": loss, "loss_limit": reference_loss + max_extra_nats, "distinct_share": share,
                         "distinct_floor": floor, "coherent": coherent})
         return coherent
 
