@@ -4,8 +4,10 @@ At every step the next-token logits are l_ft + a * (l_ft - l_base), with l_ft th
 base's logits after the same text (a = 0 is the organism itself). What finetuning added is exaggerated, so text
 from neutral prompts (and from an empty context) drifts towards the finetuning domain well before the organism
 alone would go there. The strength a is the largest value of a grid whose greedy outputs stay coherent: the grid
-is tried in ascending order and the search stops at the first incoherent value, judged by the same label-free rule
-as the steering strength (the base model's loss on the text; orglab.diff.steering) or the LLM coherence judge.
+is tried in ascending order and the search stops at the first incoherent value, judged by the steering strength's
+label-free rule (orglab.diff.steering.offline_judge) with the organism's loss on the text by default, since the
+base's rises on fluent text about a property it never read (`DiffConfig.amplify_loss_model`), or by the LLM
+coherence judge.
 
 The amplified texts are then measured two ways: their embedding similarity to the finetuning data minus the
 unamplified texts' (orglab.diff.similarity, as steering similarity), and the data-grounded relevance of the tokens
