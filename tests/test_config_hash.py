@@ -77,7 +77,7 @@ def _downstream(stages: set[str]) -> set[str]:
 
 DIFF_EXPLICIT = {"unrelated": "other.jsonl", "embedder": "sentence-transformers/all-mpnet-base-v2",
                  "stages": ("stats", "lens"), "judge": "llm", "layers": (0.25,),
-                 "amplify_loss_model": "base"}
+                 "amplify_loss_model": "base", "amplify_search_decoding": "greedy"}
 
 
 def test_every_diff_setting_changes_the_hash_of_each_stage_that_reads_it():

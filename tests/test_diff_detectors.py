@@ -197,7 +197,7 @@ def test_detector_settings_have_help_and_counts_are_checked():
 
     fields = {f.name: f for f in dataclasses.fields(DiffConfig)}
     for name in ("logitdiff_samples", "logitdiff_top_k", "kl_samples", "amplify_scales",
-                 "amplify_empty_context_samples", "amplify_loss_model"):
+                 "amplify_empty_context_samples", "amplify_loss_model", "amplify_search_decoding"):
         assert fields[name].metadata.get("help")
     for bad in ({"logitdiff_samples": 0}, {"kl_samples": 0}, {"logitdiff_top_k": 0},
                 {"amplify_empty_context_samples": -1}):
@@ -212,6 +212,15 @@ def test_amplify_loss_model_is_a_flag_and_an_unknown_one_is_one_sentence():
     assert args.amplify_loss_model == "organism"
     with pytest.raises(OrglabError, match="Unknown amplify_loss_model 'bsae'; use base or organism"):
         replace(DiffConfig(), amplify_loss_model="bsae").validate()
+
+
+def test_amplify_search_decoding_is_a_flag_and_an_unknown_one_is_one_sentence():
+    from orglab.cli import build_parser
+
+    args = build_parser().parse_args(["diff", "some-organism", "--amplify-search-decoding", "greedy"])
+    assert args.amplify_search_decoding == "greedy" and DiffConfig().amplify_search_decoding == "sampled"
+    with pytest.raises(OrglabError, match="Unknown amplify_search_decoding 'beam'; use sampled or greedy"):
+        replace(DiffConfig(), amplify_search_decoding="beam").validate()
 
 
 # ------------------------------------------------------------------------------------------ end to end on micro
@@ -286,6 +295,41 @@ def test_detectors_are_registered_reused_and_recomputed_when_a_setting_changes(s
     for stage, keys in (("logitdiff", ("positions", "pooled", "relevance")), ("kl", ("by_position",))):
         alone = run_diff(organism, replace(setting, stages=(stage,)), force=True, progress=False)["stages"][stage]
         assert not alone["reused"] and all(alone[k] == changed["stages"][stage][k] for k in keys), stage
+
+
+@pytest.mark.parametrize("decoding, temperature", [("sampled", 1.0), ("greedy", 0.0)])
+def test_amplify_search_judges_answers_decoded_as_set(sdf_pair, monkeypatch, decoding, temperature):
+    """The scale search decodes its answers (the distinct-token reference at scale 0 and each candidate) at the
+    temperature `amplify_search_decoding` names; the measured texts are sampled either way."""
+    import orglab.diff.steering as steering
+    import orglab.generation as generation
+    from orglab.diff.run import run_diff
+
+    home, organism, _ = sdf_pair
+    monkeypatch.setenv("ORGLAB_HOME", str(home))
+    calls, references = [], []
+    real_generate, real_judge = generation.generate, steering.offline_judge
+
+    def recording_generate(model, tokenizer, prompts, **kw):
+        out = real_generate(model, tokenizer, prompts, **kw)
+        calls.append({"n_prompts": len(prompts), "n": kw["n"], "temperature": kw["temperature"],
+                      "max_new_tokens": kw["max_new_tokens"], "out": out})
+        return out
+
+    def recording_judge(loss_of, tokenizer, reference_loss, reference_texts, *args):
+        references.append(list(reference_texts))
+        return real_judge(loss_of, tokenizer, reference_loss, reference_texts, *args)
+
+    monkeypatch.setattr(generation, "generate", recording_generate)
+    monkeypatch.setattr(steering, "offline_judge", recording_judge)
+    config = replace(SMALL, stages=("amplify",), amplify_search_decoding=decoding)
+    amp = run_diff(organism, config, force=True, progress=False)["stages"]["amplify"]
+    searched = [c for c in calls if c["max_new_tokens"] == SMALL.steering_search_max_new_tokens]
+    measured = [c for c in calls if c["max_new_tokens"] == SMALL.steering_max_new_tokens]
+    assert len(searched) == 1 + len(amp["search"]) and amp["search_decoding"] == decoding
+    assert all(c["temperature"] == temperature and c["n_prompts"] == SMALL.steering_search_prompts for c in searched)
+    assert measured and all(c["temperature"] == 1.0 for c in measured)
+    assert references == [[o[0] for o in searched[0]["out"]]]  # the scale-0 search answers are the reference
 
 
 def test_sdf_organism_reads_as_its_domain_more_than_its_control(sdf_pair, monkeypatch):

@@ -3,8 +3,10 @@
 At every step the next-token logits are l_ft + a * (l_ft - l_base), with l_ft the organism's and l_base the
 base's logits after the same text (a = 0 is the organism itself). What finetuning added is exaggerated, so text
 from neutral prompts (and from an empty context) drifts towards the finetuning domain well before the organism
-alone would go there. The strength a is the largest value of a grid whose greedy outputs stay coherent: the grid
-is tried in ascending order and the search stops at the first incoherent value, judged by the steering strength's
+alone would go there. The strength a is the largest value of a grid whose outputs stay coherent: the grid is
+tried in ascending order and the search stops at the first incoherent value. The outputs judged are sampled, as the
+measured texts are (`DiffConfig.amplify_search_decoding`; greedy ones stayed coherent on gemma3-270m at a scale whose
+samples were junk, since amplification lifts the tail of the distribution). The judge is the steering strength's
 label-free rule (orglab.diff.steering.offline_judge) with the organism's loss on the text by default, since the
 base's rises on fluent text about a property it never read (`DiffConfig.amplify_loss_model`), or by the LLM
 coherence judge.

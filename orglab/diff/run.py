@@ -38,6 +38,7 @@ DETECTOR_STAGES = ("logitdiff", "kl", "amplify")   # detectors beyond ADL, each 
 STAGES = ADL_STAGES + DETECTOR_STAGES
 JUDGES = ("offline", "llm")
 AMPLIFY_LOSS_MODELS = ("base", "organism")  # whose loss amplified decoding's offline coherence test reads
+AMPLIFY_SEARCH_DECODINGS = ("sampled", "greedy")  # how amplified decoding's scale search decodes the texts it judges
 # the stages whose choices a judge makes
 JUDGED_STAGES = ("patchscope", "steering", "relevance", "logitdiff", "amplify")
 LAYERLESS_STAGES = DETECTOR_STAGES   # read logits only: the layers change none of their results
@@ -104,8 +105,9 @@ class DiffConfig:
                                        "stays within this many nats per token of its loss on unsteered text."})
     steering_min_distinct_ratio: float = field(
         default=0.75, metadata={"help": "judge=offline: steered text is coherent only while its share of distinct "
-                                        "tokens stays at least this fraction of the unsteered greedy answers' "
-                                        "(the loss test alone accepts repetition loops)."})
+                                        "tokens stays at least this fraction of the unsteered answers' "
+                                        "(decoded as the search decodes: greedy for steering; the loss test "
+                                        "alone accepts repetition loops)."})
     similarity_finetune_samples: int = field(
         default=500, metadata={"help": "Finetuning texts (a seeded sample) whose mean embedding steering "
                                        "similarity compares against."})
@@ -145,6 +147,11 @@ class DiffConfig:
                                               "answers: organism, or base (as steering; the base has never read the "
                                               "organism's property, so its loss also rises on fluent text about it, "
                                               "and on tinyworld it rejected every amplification on one machine)."})
+    amplify_search_decoding: str = field(
+        default="sampled", metadata={"help": "Amplified decoding: how the scale search decodes the answers its "
+                                             "coherence judge reads: sampled (at temperature 1, as the measured "
+                                             "texts are) or greedy (the rule before; on gemma3-270m greedy answers "
+                                             "stayed coherent at a scale whose sampled texts were junk)."})
     amplify_empty_context_samples: int = field(
         default=10, metadata={"help": "Amplified decoding: texts sampled from an empty context (BOS only), besides "
                                       "the answers to the steering prompts."})
@@ -170,6 +177,9 @@ class DiffConfig:
         if self.amplify_loss_model not in AMPLIFY_LOSS_MODELS:
             raise OrglabError(f"Unknown amplify_loss_model '{self.amplify_loss_model}'; use "
                               f"{' or '.join(AMPLIFY_LOSS_MODELS)}.")
+        if self.amplify_search_decoding not in AMPLIFY_SEARCH_DECODINGS:
+            raise OrglabError(f"Unknown amplify_search_decoding '{self.amplify_search_decoding}'; use "
+                              f"{' or '.join(AMPLIFY_SEARCH_DECODINGS)}.")
         if not _nonnegative_grid(self.amplify_scales):
             raise OrglabError(f"The amplification grid {self.amplify_scales!r} must be non-negative numbers, "
                               "e.g. 0.5,1,2,4.")
@@ -297,7 +307,8 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "kl": LOGIT_PASS_SETTINGS,
     "amplify": ("amplify_scales", "amplify_empty_context_samples", "steering_prompts", "steering_samples",
                 "steering_max_new_tokens", "steering_search_prompts", "steering_search_max_new_tokens",
-                "steering_max_extra_nats", "steering_min_distinct_ratio", "amplify_loss_model", "embedder", "seed",
+                "steering_max_extra_nats", "steering_min_distinct_ratio", "amplify_loss_model",
+                "amplify_search_decoding", "embedder", "seed",
                 "similarity_finetune_samples", "relevance_top",
                 "relevance_count_floor", "relevance_min_log_odds", "relevance_smoothing", "samples", "unrelated"),
 }

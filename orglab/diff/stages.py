@@ -387,10 +387,12 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
         return generate(ctx.model, ctx.tokenizer, prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
                         seed=c.seed, adjust_logits=adjust)
 
+    measured_temperature = 1.0  # the measured texts are sampled
+
     def texts_at(scale: float) -> tuple[list[list[str]], list[str]]:  # (answers per prompt, empty-context texts)
-        answers = decode(scale, rendered, c.steering_samples, c.steering_max_new_tokens, 1.0)
-        free = decode(scale, [empty], c.amplify_empty_context_samples, c.steering_max_new_tokens, 1.0)[0] \
-            if c.amplify_empty_context_samples else []
+        answers = decode(scale, rendered, c.steering_samples, c.steering_max_new_tokens, measured_temperature)
+        free = decode(scale, [empty], c.amplify_empty_context_samples, c.steering_max_new_tokens,
+                      measured_temperature)[0] if c.amplify_empty_context_samples else []
         return answers, free
 
     plain_answers, plain_free = texts_at(0.0)
@@ -403,8 +405,12 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
     search = users[:c.steering_search_prompts]
     search_rendered = rendered[:c.steering_search_prompts]
 
-    def greedy_at(scale: float) -> list[str]:  # the search's decoding
-        return [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, 0.0)]
+    # The search judges answers decoded as the measured texts are (sampled) by default: greedy answers can stay
+    # coherent at a scale whose samples are junk, since amplification lifts the tail of the distribution.
+    search_temperature = measured_temperature if c.amplify_search_decoding == "sampled" else 0.0
+
+    def search_answers(scale: float) -> list[str]:  # the search's decoding, one answer per search prompt
+        return [o[0] for o in decode(scale, search_rendered, 1, c.steering_search_max_new_tokens, search_temperature)]
 
     def organism_loss(ps, completions):
         return completion_loss(ctx.model, ctx.tokenizer, ps, completions)
@@ -413,14 +419,14 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
     if ctx.judge is None:  # the steering search's label-free rule, against the organism's own answers
         loss = base_loss if c.amplify_loss_model == "base" else organism_loss
         judge = offline_judge(loss, ctx.tokenizer, loss(users, [a[0] for a in plain_answers]),
-                              greedy_at(0.0), c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
+                              search_answers(0.0), c.steering_max_extra_nats, c.steering_min_distinct_ratio, verdicts)
         judged_by = OFFLINE_COHERENCE.format(model=c.amplify_loss_model)
     else:
         judge = ctx.judge.coherence_judge(verdicts)
         judged_by = f"{ctx.judge.label}, mean coherence >= {ctx.judge.coherence_threshold:g}"
 
     def coherent(scale: float) -> bool:
-        return judge(search, greedy_at(scale))
+        return judge(search, search_answers(scale))
 
     scale, tried = choose_scale(c.amplify_scales, coherent)
     amp_answers, amp_free = texts_at(scale) if scale else (plain_answers, plain_free)
@@ -434,7 +440,7 @@ def amplify(ctx, folder: Path, done: dict, progress: bool):
                            c.relevance_smoothing)
     relevant = _relevant_set(ctx)
     share = padded_share(top, relevant, k)
-    result = {"scale": scale, "search": tried, "coherence_judge": judged_by,
+    result = {"scale": scale, "search": tried, "coherence_judge": judged_by, "search_decoding": c.amplify_search_decoding,
               "samples": [{"prompt": p, "amplified": a, "unamplified": u}
                           for p, a, u in zip(users, amp_answers, plain_answers)],
               "empty_context": {"amplified": amp_free, "unamplified": plain_free},
