@@ -7,8 +7,8 @@ import re
 import torch
 
 from orglab.diff.similarity import load_embedder, steering_similarity
-from orglab.diff.steering import (STEERING_PROMPTS, completion_loss, distinct_share, find_strength, generate,
-                                  offline_judge, steering)
+from orglab.diff.steering import (STEERING_PROMPTS, completion_loss, distinct_share, empty_share, find_strength,
+                                  generate, offline_judge, steering)
 from orglab.world.corpus import CorpusConfig, generate_corpus
 from orglab.world.world import make_world
 
@@ -115,6 +115,26 @@ def test_the_offline_judge_rejects_a_loop_the_base_predicts_cheaply():
     assert log[0]["distinct_share"] < log[0]["distinct_floor"] <= log[1]["distinct_share"]
     too_far = offline_judge(lambda p, c: 9.0, tok, reference_loss=1.0, reference_texts=["the cat sat"])
     assert not too_far(["hello"], ["w1 w2 w3 w4 the cat"])  # the loss test still applies
+
+
+def test_the_offline_judge_rejects_empty_answers_the_reference_does_not_give():
+    """The gemma3-270m control's greedy amplification search at scales 2 and 4: every answer decoded to nothing,
+    which reads loss 0 and distinct share 1, so the loss and loop tests both passed it. Empty answers now count
+    against the reference's own share of them."""
+    tok = make_tokenizer()
+    empty_loss = lambda prompts, completions: 0.0 if not any(completions) else 1.0  # noqa: E731
+    log: list = []
+    judge = offline_judge(empty_loss, tok, reference_loss=1.0, reference_texts=["the cat sat", "the mat"],
+                          max_extra_nats=1.5, min_distinct_ratio=0.75, log=log)
+    assert not judge(["hello", "world"], ["", ""])
+    assert not judge(["hello", "world"], ["the cat sat", ""])
+    assert judge(["hello", "world"], ["the cat sat", "w1 w2"])
+    assert [v["empty_share"] for v in log] == [1.0, 0.5, 0.0] and log[0]["distinct_share"] == 1.0
+    assert all(v["empty_limit"] == 0.0 for v in log)
+    # a reference that has empty answers of its own allows as large a share of them
+    lenient = offline_judge(empty_loss, tok, reference_loss=1.0, reference_texts=["the cat sat", ""])
+    assert lenient(["hello", "world"], ["the cat sat", ""]) and not lenient(["hello", "world"], ["", ""])
+    assert empty_share([[1], [], [2, 3], []]) == 0.5 and empty_share([]) == 0.0
 
 
 def test_steering_prompts_use_only_words_tinyworld_knows():

@@ -280,8 +280,9 @@ def _needed_by(stage: str, wanted) -> bool:
 # The algorithm version of each stage, in its hashed config: bump a stage's number whenever its computation
 # changes in a way its settings do not show (a constant, a rule, a formula), so cached results of the old code
 # are recomputed rather than reused. A bump also recomputes every stage that reads it (their configs hold its hash).
-STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 3, "causal": 1,
-                  "logitdiff": 2, "kl": 1, "amplify": 3}  # steering, amplify 3: distinct share weighted by length
+STAGE_VERSIONS = {"stats": 1, "lens": 1, "patchscope": 1, "relevance": 1, "steering": 4, "causal": 1,
+                  "logitdiff": 2, "kl": 1, "amplify": 4}  # steering, amplify 3: distinct share weighted by length;
+# steering, amplify 4: the offline judge rejects more empty answers than the reference has
 
 # What the logit-level detectors' shared forward pass reads (stages._logit_totals).
 LOGIT_PASS_SETTINGS = ("logitdiff_samples", "logitdiff_top_k", "kl_samples", "samples", "seed", "unrelated",

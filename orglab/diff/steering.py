@@ -10,7 +10,8 @@ Coherence is judged by a callable; offline the default is label-free (the finetu
 makes two tests: the base model's per-token loss on the steered completions must stay within `max_extra_nats` of
 its loss on unsteered ones (against gibberish), and their share of distinct tokens must stay at least
 `min_distinct_ratio` of the unsteered greedy answers' (against loops, which the base predicts cheaply: on
-gemma3-270m the loss test alone accepted "baking baking baking ..." at 7.9 mean norms). With `orglab diff --judge
+gemma3-270m the loss test alone accepted "baking baking baking ..." at 7.9 mean norms), and no more of them may be
+empty than of the unsteered ones (an empty answer passes both other tests). With `orglab diff --judge
 llm` an LLM scores each completion's coherence instead (`ADLJudge.coherence_judge` in orglab.diff.judges).
 """
 
@@ -109,6 +110,11 @@ def distinct_share(token_ids: Sequence[Sequence[int]]) -> float:
     return sum(len(set(ids)) for ids in token_ids) / tokens if tokens else 1.0
 
 
+def empty_share(token_ids: Sequence[Sequence[int]]) -> float:
+    """The share of texts with no tokens (0 when there are no texts)."""
+    return sum(not ids for ids in token_ids) / len(token_ids) if token_ids else 0.0
+
+
 def offline_judge(loss_of: Callable[[Sequence[str], Sequence[str]], float], tokenizer, reference_loss: float,
                   reference_texts: Sequence[str], max_extra_nats: float = _DEFAULTS.steering_max_extra_nats,
                   min_distinct_ratio: float = _DEFAULTS.steering_min_distinct_ratio,
@@ -116,16 +122,22 @@ def offline_judge(loss_of: Callable[[Sequence[str], Sequence[str]], float], toke
     """Label-free coherence: a model's loss on the completions (`loss_of`: the base's for steering) within
     max_extra_nats of `reference_loss` (the same model's, on the organism's own answers), and their distinct-token
     share at least min_distinct_ratio of `reference_texts`' (the unsteered answers decoded as the completions
-    are). Each verdict's numbers are appended to `log`, in call order."""
+    are), and no larger a share of empty completions than of `reference_texts`: an empty answer has no loss and no
+    repeats, so both other tests pass it, while a model pushed into stopping at once (or into tokens that decode to
+    nothing) is not writing coherently. Each verdict's numbers are appended to `log`, in call order."""
     tokens = lambda texts: [tokenizer(t, add_special_tokens=False).input_ids for t in texts]  # noqa: E731
-    floor = min_distinct_ratio * distinct_share(tokens(reference_texts))
+    reference = tokens(reference_texts)
+    floor = min_distinct_ratio * distinct_share(reference)
+    empty_limit = empty_share(reference)
 
     def judge(prompts: Sequence[str], completions: Sequence[str]) -> bool:
-        loss, share = loss_of(prompts, completions), distinct_share(tokens(completions))
-        coherent = loss <= reference_loss + max_extra_nats and share >= floor
+        ids = tokens(completions)
+        loss, share, empty = loss_of(prompts, completions), distinct_share(ids), empty_share(ids)
+        coherent = loss <= reference_loss + max_extra_nats and share >= floor and empty <= empty_limit
         if log is not None:
             log.append({"loss": loss, "loss_limit": reference_loss + max_extra_nats, "distinct_share": share,
-                        "distinct_floor": floor, "coherent": coherent})
+                        "distinct_floor": floor, "empty_share": empty, "empty_limit": empty_limit,
+                        "coherent": coherent})
         return coherent
 
     return judge
