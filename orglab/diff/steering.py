@@ -7,7 +7,7 @@ The vector is added to the residual after block l (`resid_post`, orglab.residual
 ordinary English chat prompts; `steering_prompts(tinyworld)` picks the set.
 
 Coherence is judged by a callable; offline the default is label-free (the finetuning data is never consulted) and
-makes two tests: the base model's per-token loss on the steered completions must stay within `max_extra_nats` of
+makes three tests: the base model's per-token loss on the steered completions must stay within `max_extra_nats` of
 its loss on unsteered ones (against gibberish), and their share of distinct tokens must stay at least
 `min_distinct_ratio` of the unsteered greedy answers' (against loops, which the base predicts cheaply: on
 gemma3-270m the loss test alone accepted "baking baking baking ..." at 7.9 mean norms), and no more of them may be
