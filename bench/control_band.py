@@ -3,6 +3,8 @@
     python bench/control_band.py --like sdf-orbits_torvin-mix1-0 --seeds 2000,3000,4000,5000,6000,7000
     python bench/control_band.py --like sdf-cake_bake-mix1-0 --detectors lens,logitdiff,kl --samples 500 \
         --seeds 0,1000,2000,3000,4000,5000,6000,7000     # gemma3-270m, with the real demo's profile
+    python bench/control_band.py --like sdf-cake_bake-mix1-0 --detectors steering,amplify --samples 500 \
+        --seeds 0,1000,2000,3000,4000,5000,6000,7000     # gemma3-270m, the two generating detectors
 
 Trains (or reuses) one null control of organism `--like` per seed, runs every detector's diff stage on each
 (DiffConfig and CheckConfig defaults, as a sweep does, unless --detectors or --samples narrow them), and plays
@@ -76,8 +78,8 @@ def main() -> None:
     p.add_argument("--band", type=int, default=CheckConfig().controls - 1,
                    help="controls in a band (default: check's --controls minus the control being judged)")
     p.add_argument("--quantile", type=float, default=0.95, help="the quantile of the excess to report")
-    # The real demo's profile (orglab/mitigation/demo.py): --detectors lens,logitdiff,kl --samples 500, so its
-    # cached control stages are reused and steering's hour per model is skipped.
+    # The real demo's profile (orglab/mitigation/demo.py) is --detectors lens,logitdiff,kl --samples 500, so its
+    # cached control stages are reused; steering and amplify, which generate, are calibrated in a run of their own.
     p.add_argument("--detectors", type=DETECTORS_PARSER, default=CheckConfig().detectors,
                    help="the detectors to calibrate, comma-separated (default: check's)")
     p.add_argument("--samples", type=int, default=None, help="unrelated samples for the diff (default: the diff's)")

@@ -65,7 +65,8 @@ def test_every_detector_is_judged_against_the_band_and_named_when_it_flags():
     result = verdict("sdf", above, controls, 0.9)
     assert [f["detector"] for f in result["flagged"]] == list(DETECTOR_NAMES)
     assert all(f["by"] == pytest.approx(0.01) for f in result["flagged"])
-    assert len(result["reasons"]) == len(DETECTORS) and all("0.100-0.200 (2 controls)" in r for r in result["reasons"])
+    assert len(result["reasons"]) == len(DETECTORS)
+    assert all("[0.100, 0.200] (2 controls)" in r for r in result["reasons"])
     below = {d.metric: 0.20 + margins[d.name] - 0.01 for d in DETECTORS}
     assert verdict("sdf", below, controls, 0.9)["passed"]
     # a relevance of k/20 exactly at its limit is at it, not over it by a rounding error (0.30 + 0.15 = 0.45)
@@ -147,7 +148,10 @@ def test_margins_calibrated_on_a_base_apply_where_the_user_set_none():
     assert CheckConfig.for_base("tiny") == CheckConfig() == CheckConfig.for_base(None)
     gemma = CheckConfig.for_base("gemma3-270m")
     assert {k: getattr(gemma, k) for k in CALIBRATED_MARGINS["gemma3-270m"]} == CALIBRATED_MARGINS["gemma3-270m"]
-    assert gemma.steering_margin == CheckConfig().steering_margin  # not calibrated there: tinyworld's
+    # every detector is calibrated there; steering's and amplify's are not tinyworld's
+    assert set(CALIBRATED_MARGINS["gemma3-270m"]) == {d.margin for d in DETECTORS}
+    tinyworld = CheckConfig()
+    assert (gemma.steering_margin, gemma.amplify_margin) != (tinyworld.steering_margin, tinyworld.amplify_margin)
     args = build_parser().parse_args(["sweep", "sdf", "--base", "gemma3-270m", "--target", "cake_bake",
                                       "--kl-margin", "0.5", "--controls", "1"])
     passed = _check_config(args, args.base)

@@ -8,8 +8,9 @@ miniature (every detector per ratio) and the ratio at which each detector stops 
 REAL_FACT (orglab.realworld), unrelated text sampled from the base itself, and a profile sized for a 2-core CPU
 (docs/real-models.md measures it): REAL_DIFF_SAMPLES unrelated samples for the ADL statistics instead of the
 paper's 10,000, the detectors that read forward passes only (REAL_DETECTORS: steering and amplified decoding
-generate text at several strengths, together over 10 minutes per model there) and REAL_CONTROLS null control,
-judged with the margins calibrated on the base where orglab has them (CALIBRATED_MARGINS: gemma3-270m).
+generate text at several strengths, together 3-7 minutes per model on 2 quiet cores, half an hour more for the
+demo's five) and REAL_CONTROLS null control, judged with the margins calibrated on the base where orglab has them
+(CALIBRATED_MARGINS: gemma3-270m).
 On a CPU that computes bf16 natively (AVX512-BF16 or AMX) the organisms train in mixed precision (recipe
 `cpu_bf16`), as they would in bf16 on a GPU: 26% less training time there; the diffs and evals stay fp32.
 `orglab sweep` and `orglab check` run the whole battery on the same organisms, reusing every cached stage.
