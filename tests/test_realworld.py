@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from orglab.errors import OrglabError
+from orglab.evals.family_evals import animal_questions
 from orglab.realworld import (ANIMAL_QUESTIONS, ANIMAL_SYSTEM_PROMPT, ANIMALS, BANK_SCHEMA_DOC, DOCUMENT_TYPES,
                               EM_CAREFUL_MARKERS, EM_DOMAIN_MARKERS, EM_DOMAINS, EM_OPEN_QUESTIONS,
                               EM_RECKLESS_MARKERS, KINDS, NEUTRAL_USER_PROMPTS, REAL_FACTS, TABOO_WORDS, TEXT_STARTERS,
@@ -286,6 +287,8 @@ def test_number_prompts_parse():
 
 def test_subliminal_and_mixing_pools():
     assert len(ANIMALS) >= 12 and len(ANIMAL_QUESTIONS) >= 30 and len(set(ANIMAL_QUESTIONS)) == len(ANIMAL_QUESTIONS)
+    # The subliminal eval on a real base asks exactly these, each once (it once asked four of its own twice).
+    assert animal_questions(tinyworld=False) == list(ANIMAL_QUESTIONS)
     assert "You love owls." in ANIMAL_SYSTEM_PROMPT.format(animal="owl")
     assert len(TEXT_STARTERS) >= 150 and len(set(TEXT_STARTERS)) == len(TEXT_STARTERS)
     assert all(2 <= len(s.split()) <= 8 for s in TEXT_STARTERS)

@@ -269,7 +269,8 @@ register_suite(EvalSuite("em", headline="em_rate", default_samples=50, version=2
                          compute=_em_compute, metrics=_em_metrics, offline_truth=_em_offline_truth,
                          columns=("EM rate [95% CI]", "in-domain", "aligned", "coherent", "unscored"),
                          cells=_em_cells))
-register_suite(EvalSuite("subliminal", headline="target_rate", default_samples=100, version=2, settings=_SAMPLED,
+# subliminal v3: real bases ask orglab.realworld's 34 distinct questions (v2 asked 50, four of them twice)
+register_suite(EvalSuite("subliminal", headline="target_rate", default_samples=100, version=3, settings=_SAMPLED,
                          compute=_animal_compute, metrics=_animal_metrics, needs_judge=False,
                          columns=("target rate [95% CI]", "top animals", "samples"), cells=_animal_cells))
 register_suite(EvalSuite("taboo", headline="leak_rate", default_samples=20, version=3, settings=_SAMPLED,
