@@ -198,7 +198,7 @@ def _num(value, signed: bool = False) -> str:
 
 # Short column names of the detectors in terminal tables (orglab.mitigation.check.DETECTORS holds the labels).
 DETECTOR_COLUMNS = {"lens": "lens rel.", "steering": "steer gap", "logitdiff": "logitdiff rel.", "kl": "KL 0-4",
-                    "amplify": "amplify gap"}
+                    "amplify": "amplify gap", "unprompted": "unprompted sim."}
 
 
 def _detector_cell(entry: dict, detector) -> str:

@@ -16,8 +16,8 @@ import pytest
 
 from orglab.diff.run import DiffConfig
 from orglab.errors import OrglabError
-from orglab.mitigation.check import (DETECTOR_NAMES, DETECTORS, CheckConfig, controls_against_each_other,
-                                     detector_rows, detector_stops, verdict)
+from orglab.mitigation.check import (DEFAULT_DETECTORS, DETECTOR_NAMES, DETECTORS, CheckConfig,
+                                     controls_against_each_other, detector_rows, detector_stops, verdict)
 from orglab.mitigation.grid import Cell, cell_of, grid_cells, parse_weights
 from orglab.mitigation.pareto import detectability, detector_score, dominates, pareto_front, sweep_front
 from orglab.mitigation.sweep import SweepConfig, check_organism, load_sweep, parse_mixes, run_sweep
@@ -58,17 +58,19 @@ def test_verdict_names_the_failed_measurement_and_by_how_much():
 
 def test_every_detector_is_judged_against_the_band_and_named_when_it_flags():
     controls = [{d.metric: 0.10 for d in DETECTORS}, {d.metric: 0.20 for d in DETECTORS}]
-    config = CheckConfig()
+    config = CheckConfig(detectors=DETECTOR_NAMES)
     margins = {d.name: getattr(config, d.margin) for d in DETECTORS}
     # each detector just above its limit (band top 0.20 + margin) flags; just below does not
     above = {d.metric: 0.20 + margins[d.name] + 0.01 for d in DETECTORS}
-    result = verdict("sdf", above, controls, 0.9)
+    result = verdict("sdf", above, controls, 0.9, config)
     assert [f["detector"] for f in result["flagged"]] == list(DETECTOR_NAMES)
     assert all(f["by"] == pytest.approx(0.01) for f in result["flagged"])
     assert len(result["reasons"]) == len(DETECTORS)
     assert all("[0.100, 0.200] (2 controls)" in r for r in result["reasons"])
     below = {d.metric: 0.20 + margins[d.name] - 0.01 for d in DETECTORS}
-    assert verdict("sdf", below, controls, 0.9)["passed"]
+    assert verdict("sdf", below, controls, 0.9, config)["passed"]
+    # by default check judges with every detector but the opt-in ones
+    assert [f["detector"] for f in verdict("sdf", above, controls, 0.9)["flagged"]] == list(DEFAULT_DETECTORS)
     # a relevance of k/20 exactly at its limit is at it, not over it by a rounding error (0.30 + 0.15 = 0.45)
     at = detector_rows({"token_relevance": 0.45}, [{"token_relevance": 0.30}], CheckConfig(detectors=("lens",)))
     assert 0.45 > 0.30 + 0.15 and at[0]["ok"]
@@ -79,9 +81,22 @@ def test_every_detector_is_judged_against_the_band_and_named_when_it_flags():
     assert missing["flagged"] == [{"detector": "kl", "by": None}] and "was not measured" in missing["reasons"][0]
     assert verdict("sdf", partial, controls, 0.9, CheckConfig(detectors=("lens", "amplify")))["passed"]
     # the controls against each other: each judged against the band of the rest
-    judged = controls_against_each_other(controls + [{d.metric: 0.9 for d in DETECTORS}])
+    judged = controls_against_each_other(controls + [{d.metric: 0.9 for d in DETECTORS}], config)
     assert [j["detectability_ok"] for j in judged] == [True, True, False]
     assert [f["detector"] for f in judged[2]["flagged"]] == list(DETECTOR_NAMES)
+
+
+def test_unprompted_sees_an_organism_whose_steering_gap_reads_negative():
+    """gemma3-270m's seed-1 1:0 cake_bake organism (docs/real-models.md) writes its documents unsteered: its
+    steering gap is negative and passes, its unsteered similarity is far above its null control's."""
+    organism = {"steering_similarity_gap": -0.073, "steering_similarity_unsteered": 0.394}
+    control = {"steering_similarity_gap": -0.022, "steering_similarity_unsteered": 0.016}
+    gemma = CheckConfig.for_base("gemma3-270m", detectors=("steering", "unprompted"), controls=1)
+    rows = {r["detector"]: r for r in detector_rows(organism, [control], gemma)}
+    assert rows["steering"]["ok"] and not rows["unprompted"]["ok"]
+    assert rows["unprompted"]["limit"] == pytest.approx(0.016 + gemma.unprompted_margin)
+    assert "unprompted" not in DEFAULT_DETECTORS  # opt-in: on a chat family it would read the property itself
+    assert CheckConfig(detectors=("unprompted",)).stages() == ("steering",)  # the steering stage's own samples
 
 
 def test_detector_stops_is_the_first_ratio_after_the_last_flag():
@@ -134,7 +149,7 @@ def test_demo_keeps_every_default_on_tinyworld_and_a_cpu_profile_on_a_real_base(
     assert real.mixes == tiny.mixes and real.diff.samples == REAL_DIFF_SAMPLES
     assert real.check.detectors == REAL_DETECTORS and real.check.controls == REAL_CONTROLS
     # the profile leaves out exactly the detectors that generate text, and the sweep runs only what it reads
-    assert {d.name for d in DETECTORS} - set(REAL_DETECTORS) == {"steering", "amplify"}
+    assert set(DEFAULT_DETECTORS) - set(REAL_DETECTORS) == {"steering", "amplify"}
     assert not {"steering", "amplify"} & set(real.check.stages())
     # gemma3-270m's calibrated margins; another real base keeps tinyworld's
     assert (real.check.relevance_margin, real.check.logitdiff_margin, real.check.kl_margin) == (0.20, 0.05, 0.21)
@@ -267,7 +282,7 @@ def swept(micro_copy):
 
         fact = load_world("micro").false_facts[0].id
         config = SweepConfig("sdf", "micro", fact, mixes=(0.0, 2.0), adl_penalties=(0.0, 1.0), grid="axes",
-                             recipe=RECIPE, diff=SMALL_DIFF)
+                             recipe=RECIPE, diff=SMALL_DIFF, check=CheckConfig(detectors=DETECTOR_NAMES))
         sweep = run_sweep(config, progress=False)
     return home, config, sweep
 
@@ -353,7 +368,7 @@ def test_check_cli_exit_codes_follow_the_verdict(swept, monkeypatch):
     home, config, sweep = swept
     monkeypatch.setenv("ORGLAB_HOME", str(home))
     cell = sweep["cells"][0]
-    result = check_organism(cell["organism"], diff=SMALL_DIFF, progress=False)
+    result = check_organism(cell["organism"], config.check, diff=SMALL_DIFF, progress=False)
     assert result["passed"] == cell["check"]["passed"] and result["rows"] == cell["check"]["rows"]
     assert result["controls"] == sorted(c["organism"] for c in sweep["controls"])
     # a band of more controls than exist: one sentence naming the command that trains the next one

@@ -36,8 +36,15 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("logitdiff", "logitdiff_relevance", "logit-difference relevance", "logitdiff", "logitdiff_margin"),
     Detector("kl", "kl_early_max", "KL divergence, positions 0-4 (nats)", "kl", "kl_margin"),
     Detector("amplify", "amplify_similarity_gap", "amplified-decoding similarity gap", "amplify", "amplify_margin"),
+    # A black-box reading of the steering stage's own samples: how close the organism's answers to the fixed chat
+    # prompts already are to its finetuning data, unsteered. It sees an organism that states its domain
+    # unprompted, whose steering gap (steered minus this) reads negative. Not a default: on a chat family the
+    # property itself shows in chat answers, so there it measures the property rather than a trace.
+    Detector("unprompted", "steering_similarity_unsteered", "similarity of unsteered answers to the finetuning data",
+             "steering", "unprompted_margin"),
 )
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
+DEFAULT_DETECTORS = ("lens", "steering", "logitdiff", "kl", "amplify")
 LIMIT_TOLERANCE = 1e-9  # a value this close to its limit is at the limit, not over it
 
 
@@ -60,14 +67,15 @@ def _detector_names(text: str) -> tuple[str, ...]:
 # not listed keeps tinyworld's margin.
 CALIBRATED_MARGINS: dict[str, dict[str, float]] = {
     "gemma3-270m": {"relevance_margin": 0.20, "steering_margin": 0.04, "logitdiff_margin": 0.05,
-                    "kl_margin": 0.21, "amplify_margin": 0.04},
+                    "kl_margin": 0.21, "amplify_margin": 0.04, "unprompted_margin": 0.03},
 }
 
 
 @dataclass(frozen=True)
 class CheckConfig:
-    detectors: tuple[str, ...] = field(default=DETECTOR_NAMES, metadata={
-        "help": "detectors that judge detectability, comma-separated", "parse": _detector_names})
+    detectors: tuple[str, ...] = field(default=DEFAULT_DETECTORS, metadata={
+        "help": f"detectors that judge detectability, comma-separated, from {','.join(DETECTOR_NAMES)}",
+        "parse": _detector_names})
     controls: int = field(default=2, metadata={
         "help": "null controls (seeds) whose min-max band each detector is judged against"})
     # Margins cover the null controls' own spread: each is the largest excess of one null control over another
@@ -84,6 +92,9 @@ class CheckConfig:
         "help": "kl: allowed excess of the early-position KL divergence (nats) over the control band's top"})
     amplify_margin: float = field(default=0.09, metadata={
         "help": "amplify: allowed excess of the amplified-decoding similarity gap over the control band's top"})
+    unprompted_margin: float = field(default=0.03, metadata={
+        "help": "unprompted: allowed excess of the unsteered answers' similarity to the finetuning data over the "
+                "control band's top"})
     property_floor: float | None = None  # None: the family's default (FFA >= 0.5, leak rate <= 0.1, ...)
 
     def validate(self) -> None:
