@@ -28,6 +28,7 @@ class Detector:
     label: str
     stage: str         # the diff stage that computes it
     margin: str        # the CheckConfig field holding its margin over the control band
+    default: bool = True  # judged by `check` unless --detectors says otherwise; False: only when named
 
 
 DETECTORS: tuple[Detector, ...] = (
@@ -41,10 +42,10 @@ DETECTORS: tuple[Detector, ...] = (
     # unprompted, whose steering gap (steered minus this) reads negative. Not a default: on a chat family the
     # property itself shows in chat answers, so there it measures the property rather than a trace.
     Detector("unprompted", "steering_similarity_unsteered", "similarity of unsteered answers to the finetuning data",
-             "steering", "unprompted_margin"),
+             "steering", "unprompted_margin", default=False),
 )
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
-DEFAULT_DETECTORS = ("lens", "steering", "logitdiff", "kl", "amplify")
+DEFAULT_DETECTORS = tuple(d.name for d in DETECTORS if d.default)
 LIMIT_TOLERANCE = 1e-9  # a value this close to its limit is at the limit, not over it
 
 
