@@ -280,7 +280,8 @@ def print_check(result: dict) -> None:
     for r in result["rows"]:
         band = "" if r.get("control") is None else (
             _num(r["control"]) if r.get("control_min") in (None, r["control"])
-            else f"{_num(r['control_min'])}-{_num(r['control'])}")
+            # as the reasons write it: "-0.022--0.003" misreads
+            else f"[{_num(r['control_min'])}, {_num(r['control'])}]")
         if "detector" in r:
             flags = "no" if r["ok"] else ("[red]yes[/red]" if r["by"] is None else f"[red]yes, by {r['by']:.3f}[/red]")
         else:

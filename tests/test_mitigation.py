@@ -99,6 +99,18 @@ def test_unprompted_sees_an_organism_whose_steering_gap_reads_negative():
     assert CheckConfig(detectors=("unprompted",)).stages() == ("steering",)  # the steering stage's own samples
 
 
+def test_check_screen_writes_a_band_of_negative_values_as_the_reasons_do(capsys):
+    from orglab import report_text
+
+    controls = [{"steering_similarity_gap": -0.022}, {"steering_similarity_gap": -0.003}]
+    result = verdict("sdf", {"steering_similarity_gap": 0.088}, controls, 0.865,
+                     CheckConfig.for_base("gemma3-270m", detectors=("steering",)))
+    result |= {"organism": "o", "family": "sdf", "controls": ["c1", "c2"]}
+    report_text.print_check(result)
+    printed = capsys.readouterr().out
+    assert printed.count("[-0.022, -0.003]") == 2  # the table's band and the reason's; "-0.022--0.003" misread
+
+
 def test_detector_stops_is_the_first_ratio_after_the_last_flag():
     def cell(mix, *seen):
         return {"mix": mix, "check": {"flagged": [{"detector": d, "by": 0.1} for d in seen]}}
