@@ -196,11 +196,6 @@ def _num(value, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-# Short column names of the detectors in terminal tables (orglab.mitigation.check.DETECTORS holds the labels).
-DETECTOR_COLUMNS = {"lens": "lens rel.", "steering": "steer gap", "logitdiff": "logitdiff rel.", "kl": "KL 0-4",
-                    "amplify": "amplify gap", "unprompted": "unprompted sim."}
-
-
 def _detector_cell(entry: dict, detector) -> str:
     """A detector's value, red with a * when it flags the model against its band."""
     value = (entry.get("diff") or {}).get(detector.metric)
@@ -220,7 +215,7 @@ def print_sweep(sweep: dict) -> None:
     chosen = [d for d in DETECTORS if d.name in (sweep.get("detectors") or {})] or list(DETECTORS[:2])
     table = Table(title=f"{sweep['name']}: detectability and {label} per mitigation", title_justify="left",
                   caption="* the detector flags it: above the null controls' band + margin", caption_justify="left")
-    for col in ("cell", "seed", *(DETECTOR_COLUMNS.get(d.name, d.name) for d in chosen), label, "check"):
+    for col in ("cell", "seed", *(d.column for d in chosen), label, "check"):
         table.add_column(col, justify="left" if col == "check" else "right")
     for c in sweep["cells"]:
         check = c.get("check", {})

@@ -28,21 +28,26 @@ class Detector:
     label: str
     stage: str         # the diff stage that computes it
     margin: str        # the CheckConfig field holding its margin over the control band
+    column: str        # its short column name in terminal tables
     default: bool = True  # judged by `check` unless --detectors says otherwise; False: only when named
 
 
 DETECTORS: tuple[Detector, ...] = (
-    Detector("lens", "token_relevance", "ADL token relevance", "relevance", "relevance_margin"),
-    Detector("steering", "steering_similarity_gap", "ADL steering similarity gap", "steering", "steering_margin"),
-    Detector("logitdiff", "logitdiff_relevance", "logit-difference relevance", "logitdiff", "logitdiff_margin"),
-    Detector("kl", "kl_early_max", "KL divergence, positions 0-4 (nats)", "kl", "kl_margin"),
-    Detector("amplify", "amplify_similarity_gap", "amplified-decoding similarity gap", "amplify", "amplify_margin"),
+    Detector("lens", "token_relevance", "ADL token relevance", "relevance", "relevance_margin",
+             "lens rel."),
+    Detector("steering", "steering_similarity_gap", "ADL steering similarity gap", "steering", "steering_margin",
+             "steer gap"),
+    Detector("logitdiff", "logitdiff_relevance", "logit-difference relevance", "logitdiff", "logitdiff_margin",
+             "logitdiff rel."),
+    Detector("kl", "kl_early_max", "KL divergence, positions 0-4 (nats)", "kl", "kl_margin", "KL 0-4"),
+    Detector("amplify", "amplify_similarity_gap", "amplified-decoding similarity gap", "amplify", "amplify_margin",
+             "amplify gap"),
     # A black-box reading of the steering stage's own samples: how close the organism's answers to the fixed chat
     # prompts already are to its finetuning data, unsteered. It sees an organism that states its domain
     # unprompted, whose steering gap (steered minus this) reads negative. Not a default: on a chat family the
     # property itself shows in chat answers, so there it measures the property rather than a trace.
     Detector("unprompted", "steering_similarity_unsteered", "similarity of unsteered answers to the finetuning data",
-             "steering", "unprompted_margin", default=False),
+             "steering", "unprompted_margin", "unprompted sim.", default=False),
 )
 DETECTOR_NAMES = tuple(d.name for d in DETECTORS)
 DEFAULT_DETECTORS = tuple(d.name for d in DETECTORS if d.default)
