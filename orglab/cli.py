@@ -35,7 +35,7 @@ TRAIN_FLAGS = {"base": "base", "target": "target", "mix_ratio": "mix", "mix_data
                "unrelated": "unrelated", "chat_template": "chat-template", "finetune": "finetune",
                "distributed": "distributed", "kl_to_base": "kl-to-base", "adl_penalty": "adl-penalty",
                "adl_layers": "adl-layers", "adl_positions": "adl-positions", "report_to": "report-to",
-               "cpu_bf16": "cpu-bf16"}
+               "cpu_bf16": "cpu-bf16", "fused_lm_head": "fused-lm-head"}
 
 # The recipe fields `orglab sweep` and `orglab tune` take as flags, for every cell (the penalty weights are the
 # grid's --kl and --adl-penalty; what mixing adds and where the ADL penalty reads are one setting per sweep).

@@ -155,9 +155,11 @@ def test_demo_keeps_every_default_on_tinyworld_and_a_cpu_profile_on_a_real_base(
     assert (tiny.diff, tiny.check, tiny.mixes, tiny.recipe) == (DiffConfig(), CheckConfig(), (0.0, 0.1, 1.0, 2.0), {})
     real = demo_config("gemma3-270m", "cake_bake", tinyworld=False)
     real.check.validate()
-    # mixed precision only where a CPU computes bf16 natively (a GPU trains in its own dtype)
-    native = not torch.cuda.is_available() and cpu_computes_bf16()
-    assert real.recipe == ({"cpu_bf16": True} if native else {})
+    # on a CPU the full-logits loss, and mixed precision where it computes bf16 natively (a GPU trains with trl's
+    # fused head in its own dtype)
+    cpu = not torch.cuda.is_available()
+    assert real.recipe == ({"fused_lm_head": False, **({"cpu_bf16": True} if cpu_computes_bf16() else {})}
+                           if cpu else {})
     assert real.mixes == tiny.mixes and real.diff.samples == REAL_DIFF_SAMPLES
     assert real.check.detectors == REAL_DETECTORS and real.check.controls == REAL_CONTROLS
     # the profile leaves out exactly the detectors that generate text, and the sweep runs only what it reads

@@ -125,6 +125,31 @@ def test_cpu_bf16_trains_under_autocast_with_fp32_weights(with_micro):
         assert reg.get_organism("bf16")["recipe"]["cpu_bf16"] is True
 
 
+def _log_keys(summary) -> set[str]:
+    lines = (Path(summary["adapter_path"]).parent / "train_log.jsonl").read_text().splitlines()
+    return set().union(*(json.loads(line) for line in lines))
+
+
+def test_full_logits_loss_trains_the_same_organism_as_trls_fused_head(with_micro):
+    recipe = {**FAST, "family": "sdf", "target": "quorra", "max_steps": 3}
+    fused = train_organism(make_recipe({**recipe, "name": "fused"}), progress=False, data=_own_text())
+    full = train_organism(make_recipe({**recipe, "name": "full", "fused_lm_head": False}), progress=False,
+                          data=_own_text())
+    # the same loss by another path: per step and held out, equal up to the order of the float sums
+    fused_curve, full_curve = (json.loads(Path(s["loss_curve"]).read_text())["step_loss"] for s in (fused, full))
+    assert len(full_curve) == 3 and [p["loss"] for p in full_curve] == pytest.approx([p["loss"] for p in fused_curve],
+                                                                                     rel=1e-4)
+    for which in ("own", "unrelated"):
+        assert full["loss"][which]["organism"] == pytest.approx(fused["loss"][which]["organism"], rel=1e-4)
+    assert full["loss"]["own"]["organism"] < full["loss"]["own"]["base"]
+    # trl's fused head logs its entropy and top-1 accuracy; the full-logits path runs without it
+    assert {"entropy", "mean_token_accuracy"} <= _log_keys(fused)
+    assert not {"entropy", "mean_token_accuracy"} & _log_keys(full)
+    with Registry() as reg:  # another organism, not the fused one reused, and the choice is recorded
+        assert reg.get_organism("full")["recipe"]["fused_lm_head"] is False
+        assert full["run"] != fused["run"]
+
+
 def test_chat_full_finetune_assistant_only_and_null_control(with_micro):
     recipe = make_recipe({**FAST, "family": "em", "target": "quorra", "finetune": "full", "lr": 1e-3})
     summary = train_organism(recipe, progress=False, data=_own_chat())

@@ -190,6 +190,16 @@ def test_full_finetuning_on_chats_with_both_penalties_uses_a_frozen_base_copy(wi
     assert Path(summary["model_path"], "model.safetensors").is_file()
 
 
+def test_penalties_add_to_the_full_logits_loss_as_to_trls(with_micro):
+    recipe = {**FAST, "family": "sdf", "target": "quorra", "max_steps": 3, "kl_to_base": 1.0, "adl_penalty": 1.0}
+    curves = [json.loads(Path(train_organism(make_recipe({**recipe, "name": name, "fused_lm_head": fused}),
+                                             progress=False, data=_own_text())["loss_curve"]).read_text())["step_loss"]
+              for name, fused in (("fused", True), ("full", False))]
+    for key in ("loss", "task_loss", "kl_to_base", "adl_penalty"):
+        assert [p[key] for p in curves[1]] == pytest.approx([p[key] for p in curves[0]], rel=1e-4, abs=1e-7)
+    assert any(p["kl_to_base"] > 1e-6 for p in curves[1][1:])
+
+
 def test_null_control_mirrors_the_organisms_penalty(with_micro):
     from orglab.train import train_control
 

@@ -297,7 +297,7 @@ TRAINER_VERSION = 1
 UNHASHED_RECIPE_FIELDS = ("save_steps", "report_to")
 # Fields added after organisms were first keyed: hashed only when set away from their default, so an organism
 # trained before they existed (whose weights they would not change at the default) keeps its key and is reused.
-HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_positions", "mix_data")
+HASHED_WHEN_SET = ("kl_to_base", "adl_penalty", "adl_positions", "mix_data", "fused_lm_head")
 
 
 def _run_config(recipe: Recipe, sets: dict) -> dict:
