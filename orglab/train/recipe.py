@@ -103,8 +103,8 @@ class Recipe(BaseModel):
         "faster; slower on a CPU without; no effect on a GPU, where --config dtype decides"))
     fused_lm_head: bool = Field(default=True, description=(
         "the task loss from trl's chunked LM head, which never holds the [tokens, vocabulary] logits (fast on a GPU "
-        "with Triton); false: the model's own cross-entropy over the full logits, which trains gemma3-270m 1.8x "
-        "faster per step on a CPU and holds them (1 GiB per 1,024 tokens of a 262k vocabulary)"))
+        "with Triton); false: the model's own cross-entropy over the full logits, which trains gemma3-270m "
+        "1.6-1.8x faster a step on a CPU and holds them (1 GiB per 1,024 tokens of a 262k vocabulary)"))
 
     # optimisation
     lr: float | None = Field(default=None, gt=0.0)
